@@ -1,0 +1,25 @@
+"""Marshmallow pieces every API needs: JSON fields with no type coercion.
+
+marshmallow's Boolean takes "yes", 1 or "on"; a JSON API must answer 400 to a
+wrong type instead, so bodies use `JsonBoolean`. Schemas refuse unknown fields
+(marshmallow's default RAISE, kept explicit).
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+
+class JsonBoolean(ma.fields.Boolean):
+    default_error_messages = {"invalid": "Not a boolean (true or false)."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        # `1 in {True}` holds in Python, so the check is on the type itself.
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE

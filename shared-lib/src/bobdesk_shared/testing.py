@@ -1,0 +1,246 @@
+"""pytest plugin shared by every component's tests (enabled by the root conftest.py).
+
+- `mongo_uri`: one real MongoDB wire-protocol server per test session — the
+  embedded SecantusDB on a free port — or `TEST_MONGO_URI` when set (real mongod).
+- `mongo_client`, `fresh_db_names`: an isolated database name set per test.
+- `CommandCounter`: pymongo command monitoring, to count round trips.
+- `start_process` / `free_port` / `wait_http`: real processes for e2e tests.
+- token minting helpers for the three kinds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import requests
+from pymongo import MongoClient, monitoring
+
+from . import auth
+
+TEST_ENV = {
+    "ENV": "test",
+    "JWT_SECRET": "test-jwt-secret-0123456789abcdef0123456789",
+    "SERVICE_JWT_SECRET": "test-service-jwt-secret-0123456789abcdef",
+    "CREDENTIALS_KEYS": "t1:dGVzdC1vbmx5LWNyZWRlbnRpYWxzLWtleS0zMmJ5dGU=",
+    "LOG_LEVEL": "INFO",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    def up():
+        try:
+            return requests.get(url, timeout=1).status_code < 500
+        except requests.RequestException:
+            return False
+
+    wait_until(up, timeout, 0.1, url)
+
+
+def _ping(uri: str) -> bool:
+    client = MongoClient(uri, serverSelectionTimeoutMS=300)
+    try:
+        client.admin.command("ping")
+        return True
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def start_embedded_mongo(port: int, storage_path: str, log_path: str) -> subprocess.Popen:
+    """Start `secantusd-py` and wait until it answers a ping."""
+    exe = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(
+        [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage_path, "--log-level", "WARNING"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    deadline = time.monotonic() + 60
+    while not _ping(uri):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"embedded MongoDB did not start; see {log_path}")
+        time.sleep(0.1)
+    return proc
+
+
+class CommandCounter(monitoring.CommandListener):
+    """Counts the commands a client sends (register with `event_listeners=[counter]`)."""
+
+    IGNORED = {"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart", "saslContinue",
+               "buildInfo", "getLastError"}
+
+    def __init__(self):
+        self.commands: list[tuple[str, str]] = []
+
+    def started(self, event):
+        if event.command_name not in self.IGNORED:
+            self.commands.append((event.command_name, event.database_name))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+    def reset(self) -> None:
+        self.commands.clear()
+
+    def by_name(self) -> Counter:
+        return Counter(name for name, _ in self.commands)
+
+    def __len__(self) -> int:
+        return len(self.commands)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory):
+    external = os.environ.get("TEST_MONGO_URI")
+    if external:
+        yield external
+        return
+    workdir = tmp_path_factory.mktemp("mongo")
+    proc = start_embedded_mongo(free_port(), str(workdir / "data"), str(workdir / "server.log"))
+    port = proc.args[proc.args.index("--port") + 1]
+    try:
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongo_uri):
+    client = MongoClient(mongo_uri, tz_aware=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def db_names(mongo_client):
+    """Fresh database names for one test (dropped afterwards), as env variables."""
+    suffix = uuid.uuid4().hex[:10]
+    names = {
+        "CONNECTIONS_DB": f"t_conn_{suffix}",
+        "INVOICES_DB": f"t_inv_{suffix}",
+        "INGEST_DB": f"t_ing_{suffix}",
+        "PLATFORM_DB": f"t_plat_{suffix}",
+    }
+    yield names
+    for name in names.values():
+        mongo_client.drop_database(name)
+
+
+@pytest.fixture
+def test_env(mongo_uri, db_names):
+    """The environment a component under test runs with."""
+    return {**TEST_ENV, **db_names, "MONGO_URI": mongo_uri}
+
+
+def user_token(client, permissions=("accounting",), *, user_id="user-1", ttl_seconds=600) -> str:
+    return auth.mint_user_token(TEST_ENV["JWT_SECRET"], user_id=user_id, client=client,
+                                permissions=list(permissions), ttl_seconds=ttl_seconds)
+
+
+def public_token(client, scope="invoices:read", *, ttl_seconds=600) -> str:
+    return auth.mint_public_token(TEST_ENV["JWT_SECRET"], client=client, scope=scope, ttl_seconds=ttl_seconds)
+
+
+def service_token(name="test", *, ttl_seconds=600) -> str:
+    return auth.mint_service_token(TEST_ENV["SERVICE_JWT_SECRET"], name=name, ttl_seconds=ttl_seconds)
+
+
+class Process:
+    """A child process in its own process group, its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict, log_path: Path, cwd: str | None = None):
+        self.args, self.log_path = args, log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
+        self.popen = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
+                                      start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.popen.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.popen.wait(5)
+        self._log.close()
+        return self.popen.returncode
+
+    def kill(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.popen.wait(5)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def gunicorn_args(app: str, port: int, *, workers: int = 2, threads: int = 4) -> tuple[list[str], dict]:
+    """argv and extra env to serve `app` ('pkg.module:create_app()') under gunicorn."""
+    exe = str(Path(sys.executable).with_name("gunicorn"))
+    return (
+        [exe, "-c", "python:bobdesk_shared.gunicorn_conf", app],
+        {"PORT": str(port), "BIND_HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers),
+         "GUNICORN_THREADS": str(threads), "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="prom-")},
+    )
+
+
+@pytest.fixture
+def start_process(tmp_path):
+    """Start real processes for a test; all are stopped when it ends."""
+    started: list[Process] = []
+
+    def start(args: list[str], env: dict, name: str = "proc") -> Process:
+        full_env = {**os.environ, **env}
+        proc = Process(args, full_env, tmp_path / f"{name}-{len(started)}.log")
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in reversed(started):
+        proc.stop()
+
+
+

@@ -1,0 +1,61 @@
+"""Dates and ids as the APIs render them (CONTRACTS section 7).
+
+MongoDB stores datetimes with millisecond precision, so every time we create
+is truncated to the millisecond first: what we compare in Python is then what
+the database holds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bson import ObjectId
+from bson.errors import InvalidId
+
+UTC = dt.UTC
+
+
+def utcnow() -> dt.datetime:
+    now = dt.datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """Naive datetimes from the driver are UTC; make them aware."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def iso_ms(value: dt.datetime | dt.date | None) -> str | None:
+    """`2024-03-12T08:00:00.000Z`; a date is midnight UTC; None stays None."""
+    if value is None:
+        return None
+    if not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day, tzinfo=UTC)
+    value = as_utc(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_iso(value: str) -> dt.datetime:
+    """Parse an ISO-8601 date-time (a trailing `Z` allowed) into aware UTC; ValueError otherwise."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("not an ISO-8601 string")
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
+    if parsed.tzinfo is None:
+        raise ValueError("an ISO-8601 time needs a time zone")
+    return parsed.astimezone(UTC)
+
+
+def from_millis(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def parse_object_id(value: object) -> ObjectId | None:
+    """The ObjectId a 24-hex string stands for, or None (callers answer 404/400)."""
+    if isinstance(value, ObjectId):
+        return value
+    if not isinstance(value, str) or len(value) != 24:
+        return None
+    try:
+        return ObjectId(value)
+    except InvalidId:
+        return None

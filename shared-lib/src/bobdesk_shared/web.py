@@ -1,0 +1,157 @@
+"""The HTTP wiring every component reuses.
+
+`create_app` builds a Flask + flask-smorest app with: the shared error shape
+(validation errors are 400, never 422), `/healthz`, `/readyz`, `/metrics`
+(Prometheus), `/openapi.json` and `/docs`, one structured log line and metrics
+per request. A component passes its blueprints and readiness checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+import flask_smorest
+import marshmallow as ma
+from flask import Flask, Response, g, jsonify, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from webargs.flaskparser import FlaskParser
+
+from .auth import SECURITY_SCHEMES
+from .errors import ServiceUnavailable, error_body, register_error_handlers
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class Parser(FlaskParser):
+    """webargs parser: 400 on validation errors, and unknown query parameters refused."""
+
+    DEFAULT_VALIDATION_STATUS = 400
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE
+    }
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = Parser()
+
+
+class ErrorDetailSchema(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"example": "validation_error"})
+    message = ma.fields.String(required=True)
+    details = ma.fields.Dict(metadata={"description": "Per-field messages, when there are any."})
+
+
+class ErrorSchema(ma.Schema):
+    error = ma.fields.Nested(ErrorDetailSchema, required=True)
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+
+
+ReadyCheck = Callable[[], bool]
+
+
+def create_app(
+    settings,
+    *,
+    title: str,
+    blueprints: Iterable[flask_smorest.Blueprint],
+    ready_checks: dict[str, ReadyCheck],
+    description: str = "",
+    max_body_bytes: int = 1 << 20,
+) -> tuple[Flask, Api]:
+    app = Flask(settings.service_name)
+    app.config.update(
+        SETTINGS=settings,
+        MAX_CONTENT_LENGTH=max_body_bytes,
+        API_TITLE=title,
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={"info": {"description": description}},
+    )
+    app.json.sort_keys = False
+    api = Api(app)
+    for name, scheme in SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    register_error_handlers(app)  # after Api(): replaces flask-smorest's own handler
+    _add_operational_routes(app, ready_checks)
+    _add_request_observability(app)
+    return app, api
+
+
+def _add_operational_routes(app: Flask, ready_checks: dict[str, ReadyCheck]) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz():
+        checks = {name: bool(check()) for name, check in ready_checks.items()}
+        if all(checks.values()):
+            return jsonify(status="ready", checks=checks)
+        failing = ", ".join(name for name, ok in checks.items() if not ok)
+        error = ServiceUnavailable(f"Not ready: {failing} unreachable.", code="not_ready", details=checks)
+        return jsonify(error_body(error.code, error.message, error.details)), 503
+
+    @app.get("/metrics")
+    def metrics():
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+
+
+_QUIET_ROUTES = {"/healthz", "/readyz", "/metrics"}
+
+
+def _add_request_observability(app: Flask) -> None:
+    @app.before_request
+    def start_timer():
+        g.request_started = time.perf_counter()
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+
+    @app.after_request
+    def observe(response):
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        elapsed = time.perf_counter() - g.get("request_started", time.perf_counter())
+        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        LATENCY.labels(request.method, route).observe(elapsed)
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        if route not in _QUIET_ROUTES:
+            log.info(
+                "request",
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": response.status_code,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "request_id": g.get("request_id"),
+                },
+            )
+        return response

@@ -1,0 +1,159 @@
+"""Every 401/403 case of CONTRACTS section 3, through a real Flask app."""
+
+import time
+
+import jwt
+import pytest
+from bobdesk_shared import auth
+from bobdesk_shared.testing import TEST_ENV, public_token, service_token, user_token
+from bobdesk_shared.web import Blueprint, create_app
+from flask import jsonify
+
+CLIENT = "5d9b5b5b9ab7e72a4fb4ae69"
+SECRET = TEST_ENV["JWT_SECRET"]
+
+
+@pytest.fixture
+def client(settings_factory):
+    blp = Blueprint("probe", __name__)
+
+    @blp.route("/user")
+    def user_view():
+        user = auth.require_user()
+        return jsonify(client=str(user.client), user=user.user_id)
+
+    @blp.route("/public")
+    def public_view():
+        caller = auth.require_public()
+        return jsonify(client=str(caller.client))
+
+    @blp.route("/internal")
+    def internal_view():
+        return jsonify(service=auth.require_service().name)
+
+    app, _ = create_app(settings_factory(), title="probe", blueprints=[blp], ready_checks={})
+    return app.test_client()
+
+
+def _token(claims, secret=SECRET, algorithm="HS256", **kw):
+    return jwt.encode(claims, secret, algorithm=algorithm, **kw)
+
+
+def _claims(**over):
+    claims = {"aud": "jarvis", "sub": "u1", "client": CLIENT, "permissions": ["accounting"],
+              "exp": int(time.time()) + 60}
+    claims.update(over)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def _get(client, path, token=None, cookie=None, header=None):
+    if cookie:
+        client.set_cookie("session", cookie)
+    headers = {"Authorization": header} if header else ({"Authorization": f"Bearer {token}"} if token else {})
+    return client.get(path, headers=headers)
+
+
+def _assert_error(response, status):
+    assert response.status_code == status, response.get_json()
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"]
+
+
+def test_user_token_by_bearer_and_by_cookie(client):
+    assert _get(client, "/user", user_token(CLIENT)).get_json() == {"client": CLIENT, "user": "user-1"}
+    assert _get(client, "/user", cookie=user_token(CLIENT)).status_code == 200
+
+
+def _alg_none_token():
+    import base64
+    import json
+
+    def b64(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+
+    return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(_claims())}."
+
+
+@pytest.mark.parametrize(
+    "case, token, header",
+    [
+        ("missing", None, None),
+        ("not bearer", None, "Basic abc"),
+        ("empty bearer", None, "Bearer "),
+        ("malformed", "not.a.jwt", None),
+        ("expired", _token(_claims(exp=int(time.time()) - 120)), None),
+        ("no exp", _token(_claims(exp=None)), None),
+        ("alg none", _alg_none_token(), None),
+        ("other algorithm", _token(_claims(), algorithm="HS512"), None),
+        ("wrong audience", _token(_claims(aud="public-api")), None),
+        ("no audience", _token(_claims(aud=None)), None),
+        ("wrong secret", _token(_claims(), secret="another-secret-entirely-0123456789abc"), None),
+        ("public token on user route", public_token(CLIENT), None),
+        ("service token on user route", service_token(), None),
+        ("client not an id", _token(_claims(client="acme")), None),
+        ("permissions not a list", _token(_claims(permissions="accounting")), None),
+    ],
+)
+def test_user_route_401(client, case, token, header):
+    _assert_error(_get(client, "/user", token, header=header), 401)
+
+
+def test_expired_within_leeway_is_accepted(client):
+    assert _get(client, "/user", _token(_claims(exp=int(time.time()) - 10))).status_code == 200
+
+
+def test_user_without_accounting_permission_is_403(client):
+    response = _get(client, "/user", user_token(CLIENT, permissions=["tickets"]))
+    _assert_error(response, 403)
+    assert response.get_json()["error"]["code"] == "missing_permission"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        user_token(CLIENT),
+        service_token(),
+        jwt.encode({"aud": "public-api", "client": CLIENT, "scope": "invoices:read"}, SECRET, algorithm="HS256"),
+        jwt.encode({"aud": "public-api", "client": CLIENT, "scope": "invoices:read", "exp": int(time.time()) + 60},
+                   "wrong-secret-0123456789abcdef0123456789", algorithm="HS256"),
+    ],
+    ids=["user token", "service token", "no exp", "wrong secret"],
+)
+def test_public_route_401(client, token):
+    _assert_error(_get(client, "/public", token), 401)
+
+
+def test_public_cookie_is_not_enough(client):
+    _assert_error(_get(client, "/public", cookie=public_token(CLIENT)), 401)
+
+
+def test_public_scope(client):
+    assert _get(client, "/public", public_token(CLIENT)).status_code == 200
+    assert _get(client, "/public", public_token(CLIENT, scope="tickets:read invoices:read")).status_code == 200
+    response = _get(client, "/public", public_token(CLIENT, scope="tickets:read"))
+    _assert_error(response, 403)
+    assert response.get_json()["error"]["code"] == "missing_scope"
+
+
+def test_service_route(client):
+    assert _get(client, "/internal", service_token("worker")).get_json() == {"service": "worker"}
+    _assert_error(_get(client, "/internal", user_token(CLIENT)), 401)
+    _assert_error(_get(client, "/internal", public_token(CLIENT)), 401)
+    signed_with_user_secret = auth.mint_service_token(SECRET, name="x")
+    _assert_error(_get(client, "/internal", signed_with_user_secret), 401)
+
+
+def test_errors_never_echo_the_token(client):
+    token = _token(_claims(aud="public-api"))
+    assert token not in _get(client, "/user", token).get_data(as_text=True)
+
+
+def test_service_token_source_reuses_then_renews(monkeypatch):
+    source = auth.ServiceTokenSource(TEST_ENV["SERVICE_JWT_SECRET"], "worker", ttl_seconds=60)
+    first = source()
+    assert source() == first
+    claims = auth.service_from_token(first, TEST_ENV["SERVICE_JWT_SECRET"])
+    assert claims.name == "worker"
+    monkeypatch.setattr(time, "monotonic", lambda: 10**9)
+    monkeypatch.setattr(time, "time", lambda: 10**9)
+    assert source() != first

@@ -1,0 +1,122 @@
+"""The error shape (CONTRACTS section 4) and the wiring every HTTP component gets."""
+
+import marshmallow as ma
+import pytest
+from bobdesk_shared.errors import Conflict
+from bobdesk_shared.schemas import JsonBoolean
+from bobdesk_shared.web import Blueprint, create_app
+from flask.views import MethodView
+
+
+class ThingSchema(ma.Schema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=10))
+    count = ma.fields.Integer(load_default=1)
+    active = JsonBoolean()
+
+
+class ThingQuery(ma.Schema):
+    limit = ma.fields.Integer(load_default=5, validate=ma.validate.Range(min=1, max=10))
+
+
+@pytest.fixture
+def app_and_state(settings_factory):
+    state = {"ready": True}
+    blp = Blueprint("things", __name__, url_prefix="/things")
+
+    @blp.route("")
+    class Things(MethodView):
+        @blp.arguments(ThingQuery, location="query")
+        @blp.response(200)
+        def get(self, query):
+            return {"limit": query["limit"]}
+
+        @blp.arguments(ThingSchema)
+        @blp.response(201)
+        def post(self, body):
+            if body["name"] == "taken":
+                raise Conflict("That name is taken.", code="name_taken")
+            if body["name"] == "boom":
+                raise RuntimeError("internal detail: /srv/secret/path")
+            return body
+
+    app, _ = create_app(settings_factory(), title="Things", blueprints=[blp],
+                        ready_checks={"database": lambda: state["ready"]})
+    return app, state
+
+
+@pytest.fixture
+def client(app_and_state):
+    return app_and_state[0].test_client()
+
+
+def _error(response, status, code):
+    assert response.status_code == status
+    body = response.get_json()
+    assert list(body) == ["error"]
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]
+
+
+def test_valid_request(client):
+    assert client.post("/things", json={"name": "a"}).get_json() == {"name": "a", "count": 1}
+    assert client.post("/things", json={"name": "a", "active": False}).get_json()["active"] is False
+    assert client.get("/things?limit=3").get_json() == {"limit": 3}
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [({}, "name"), ({"name": ""}, "name"), ({"name": 3}, "name"), ({"name": "a", "count": "x"}, "count"),
+     ({"name": "a", "extra": 1}, "extra"), ({"name": "a", "count": True}, "count"),
+     ({"name": "a", "active": "yes"}, "active"), ({"name": "a", "active": 1}, "active")],
+)
+def test_validation_errors_are_400_with_details(client, body, field):
+    response = client.post("/things", json=body)
+    error = _error(response, 400, "validation_error")
+    assert field in error["details"]
+
+
+def test_malformed_json_is_400(client):
+    response = client.post("/things", data="{not json", content_type="application/json")
+    _error(response, 400, "malformed_json")
+
+
+def test_query_out_of_range_and_unknown_are_400(client):
+    assert "limit" in _error(client.get("/things?limit=0"), 400, "validation_error")["details"]
+    assert "limit" in _error(client.get("/things?limit=x"), 400, "validation_error")["details"]
+    assert "colour" in _error(client.get("/things?colour=red"), 400, "validation_error")["details"]
+
+
+def test_404_405_409_and_500(client):
+    _error(client.get("/nowhere"), 404, "not_found")
+    _error(client.delete("/things"), 405, "method_not_allowed")
+    _error(client.post("/things", json={"name": "taken"}), 409, "name_taken")
+    response = client.post("/things", json={"name": "boom"})
+    error = _error(response, 500, "internal_error")
+    assert "secret" not in response.get_data(as_text=True) and "details" not in error
+
+
+def test_body_too_large_is_413(client):
+    _error(client.post("/things", data="x" * (2 << 20), content_type="application/json"), 413, "payload_too_large")
+
+
+def test_health_ready_metrics_openapi(app_and_state, client):
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").get_json() == {"status": "ready", "checks": {"database": True}}
+    app_and_state[1]["ready"] = False
+    error = _error(client.get("/readyz"), 503, "not_ready")
+    assert error["details"] == {"database": False}
+    client.get("/things")
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'http_requests_total{method="GET",route="/things",status="200"}' in metrics
+    spec = client.get("/openapi.json").get_json()
+    assert "/things" in spec["paths"]
+    responses = spec["paths"]["/things"]["post"]["responses"]
+    assert "400" in responses and "422" not in responses
+    assert spec["components"]["securitySchemes"]["sessionCookie"]["in"] == "cookie"
+    assert client.get("/docs").status_code == 200
+
+
+def test_request_id_is_echoed_or_made(client):
+    assert client.get("/healthz", headers={"X-Request-Id": "abc"}).headers["X-Request-Id"] == "abc"
+    assert len(client.get("/healthz").headers["X-Request-Id"]) == 32

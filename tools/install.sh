@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Create .venv and install every package of the repo, pinned by constraints.txt.
+# Several `make` targets may start at once: an exclusive lock makes the second wait,
+# then find the stamp fresh and do nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=.venv
+STAMP=$VENV/.installed
+PACKAGES=(shared-lib connections-service invoices-service ingest-worker)
+mkdir -p .data
+exec 9>.data/install.lock
+flock 9
+
+fresh() {
+  [[ -f $STAMP ]] || return 1
+  for input in constraints.txt requirements-dev.txt */pyproject.toml; do
+    [[ $input -nt $STAMP ]] && return 1
+  done
+  return 0
+}
+
+if [[ ${1:-} == --relock ]]; then
+  rm -rf .data/lockvenv
+  python3 -m venv .data/lockvenv
+  .data/lockvenv/bin/pip install -q --upgrade pip
+  .data/lockvenv/bin/pip install -q "${PACKAGES[@]/#/./}" -r requirements-dev.txt
+  { echo "# Pinned versions of every dependency (runtime and dev). Regenerate with 'make lock'."
+    .data/lockvenv/bin/pip freeze --exclude-editable | grep -vi '^bobdesk-'; } > constraints.txt
+  echo "constraints.txt re-resolved; review 'git diff constraints.txt'"
+  exit 0
+fi
+
+fresh && exit 0
+echo "installing into $VENV (pinned by constraints.txt)..."
+[[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
+editable=()
+for package in "${PACKAGES[@]}"; do editable+=(-e "./$package"); done
+"$VENV/bin/python" -m pip install -q -c constraints.txt "${editable[@]}" -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
+"$VENV/bin/python" -c "import bobdesk_shared, flask_smorest, pymongo, nacl, jwt, secantus" 
+touch "$STAMP"
+echo "installed."
