@@ -1,0 +1,114 @@
+"""A provider HTTP client: pooled session, time-outs, bounded answers, retries.
+
+Transport failures (time-outs, refused or reset connections, truncated or
+oversized bodies) are transient; the adapter's `interpret` says what else is
+(`Transient`, e.g. 5xx, malformed JSON, or 429 with the wait it asks for) and
+what is final (a `ProviderError`). Retries back off exponentially with full
+jitter and never sooner than a Retry-After; a wait longer than the policy allows
+ends the call with `Throttled`, so the connection's next poll is scheduled after
+it instead of holding a worker thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ..metrics import PROVIDER_ERRORS
+from .base import CallContext, ProviderError, ProviderUnavailable, Throttled
+
+T = TypeVar("T")
+
+
+class Transient(Exception):
+    """A failed attempt worth retrying; `wait` is the provider's Retry-After, if any."""
+
+    def __init__(self, kind: str, message: str, wait: float | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.wait = wait
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    max_retry_after: float = 30.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+        return rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
+
+
+Interpret = Callable[[int, bytes, Mapping[str, str]], T]
+
+
+class ProviderHttp:
+    def __init__(self, provider: str, *, timeout: tuple[float, float], policy: RetryPolicy,
+                 pool_size: int = 16, max_body_bytes: int = 16 << 20, rng: random.Random | None = None):
+        self.provider = provider
+        self.timeout = timeout
+        self.policy = policy
+        self.max_body_bytes = max_body_bytes
+        self._rng = rng or random.Random()
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def get(self, call: CallContext, url: str, *, params: dict | None, headers: Callable[[str], dict],
+            interpret: Interpret[T]) -> T:
+        """GET `url` until `interpret` returns, retrying transient failures per the policy."""
+        last: Transient | None = None
+        for attempt in range(self.policy.max_attempts):
+            api_key = call.before_call()
+            try:
+                status, body, response_headers = self._send(url, params, headers(api_key))
+                return interpret(status, body, response_headers)
+            except Transient as exc:
+                last = exc
+            except ProviderError as exc:
+                PROVIDER_ERRORS.labels(self.provider, exc.metric).inc()
+                raise
+            PROVIDER_ERRORS.labels(self.provider, last.kind).inc()
+            if last.wait is not None and last.wait > self.policy.max_retry_after:
+                break
+            if attempt + 1 < self.policy.max_attempts:
+                backoff = self.policy.backoff(attempt, self._rng)
+                call.wait(max(backoff, last.wait) if last.wait is not None else backoff)
+        assert last is not None
+        if last.kind == "throttled":
+            raise Throttled(f"{self.provider} kept throttling: {last.message}",
+                            retry_after_seconds=math.ceil(last.wait or 0) or None)
+        raise ProviderUnavailable(f"{self.provider} failed {self.policy.max_attempts} times; last: {last.message}")
+
+    def _send(self, url: str, params: dict | None, headers: dict) -> tuple[int, bytes, Mapping[str, str]]:
+        try:
+            with self._session.get(url, params=params, headers=headers, timeout=self.timeout,
+                                   stream=True, allow_redirects=False) as response:
+                body = self._read(response)
+                return response.status_code, body, response.headers
+        except requests.Timeout:
+            raise Transient("timeout", "the provider did not answer in time") from None
+        except requests.RequestException as exc:
+            raise Transient("connection", f"transport error ({type(exc).__name__})") from None
+
+    def _read(self, response: requests.Response) -> bytes:
+        chunks, size = [], 0
+        for chunk in response.iter_content(64 << 10):
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise Transient("malformed", f"answer larger than {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self._session.close()

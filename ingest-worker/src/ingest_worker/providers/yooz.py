@@ -1,0 +1,345 @@
+"""The Yooz adapter: everything CONTRACTS section 5 says about Yooz, and nothing else does.
+
+Listing: `GET /invoices?updated_since&cursor&limit`, items ordered by
+`(updated_at, id)` ascending, `updated_since` inclusive. The checkpoint is
+`{"updated_since": <highest updated_at stored>, "cursor": <next page> | null}`:
+resuming from it re-reads at most the documents sharing that last timestamp
+(ingestion is idempotent), and if Yooz refuses an old cursor the adapter falls
+back to `updated_since` alone. Requests carrying a cursor also carry the
+high-water mark: every document after the cursor is at or above it.
+
+Webhooks: `Yooz-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, HMAC-SHA256 of
+`"<t>." + raw body` under the connection's webhook secret, within 300 s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from urllib.parse import quote
+
+from bobdesk_shared.timeutil import iso_ms, parse_iso
+
+from .. import canonical
+from ..canonical import InvalidInvoice
+from ..metrics import PROVIDER_ERRORS
+from .base import (
+    GONE,
+    BadCredentials,
+    CallContext,
+    ChangesPage,
+    InvoiceGone,
+    MalformedEvent,
+    ProviderAdapter,
+    ProviderError,
+    SignatureRejected,
+    WebhookEvent,
+)
+from .http import ProviderHttp, RetryPolicy, Transient
+
+log = logging.getLogger(__name__)
+
+KEY = "yooz"
+SIGNATURE_HEADER = "Yooz-Signature"
+SIGNATURE_TOLERANCE_SECONDS = 300
+STATUSES = frozenset({"to_validate", "validated", "paid", "rejected", "deleted"})
+CANCELLED_STATUSES = frozenset({"rejected", "deleted"})
+EVENT_TYPES = frozenset({"invoice.created", "invoice.updated", "invoice.deleted"})
+EPOCH = "1970-01-01T00:00:00.000Z"
+_MAX_SIGNATURE_HEADER = 2048
+_MAX_SIGNATURES = 8
+
+
+class _CursorRefused(Exception):
+    """Yooz answered 400 to a request carrying a cursor (expired or foreign)."""
+
+
+def _json(body: bytes) -> object:
+    # Decimal for every JSON number with a fraction: amounts never pass through a float.
+    try:
+        return json.loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise Transient("malformed", "the answer is not JSON") from None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _common_errors(status: int, headers: Mapping[str, str]) -> None:
+    if status == 401:
+        raise BadCredentials("Yooz refused the API key (401)")
+    if status == 429:
+        raise Transient("throttled", "Yooz throttled the request (429)", wait=_retry_after(headers))
+    if status >= 500:
+        raise Transient("server_error", f"Yooz answered HTTP {status}")
+
+
+def _interpret_page(status: int, body: bytes, headers: Mapping[str, str]) -> tuple[list, str | None]:
+    _common_errors(status, headers)
+    if status == 400:
+        raise _CursorRefused()
+    if status != 200:
+        raise ProviderError(f"Yooz answered HTTP {status} to a listing")
+    page = _json(body)
+    if not isinstance(page, dict) or not isinstance(page.get("items"), list):
+        raise Transient("malformed", "the listing has no 'items' list")
+    next_cursor = page.get("next_cursor")
+    if next_cursor is not None and (not isinstance(next_cursor, str) or not next_cursor):
+        raise Transient("malformed", "the listing's 'next_cursor' is not a string")
+    return page["items"], next_cursor
+
+
+def _interpret_invoice(status: int, body: bytes, headers: Mapping[str, str]) -> dict | InvoiceGone:
+    _common_errors(status, headers)
+    if status == 404:
+        return GONE
+    if status != 200:
+        raise ProviderError(f"Yooz answered HTTP {status} to an invoice fetch")
+    document = _json(body)
+    if not isinstance(document, dict):
+        raise Transient("malformed", "the invoice is not a JSON object")
+    return document
+
+
+def _updated_at(document: object) -> dt.datetime | None:
+    if isinstance(document, dict):
+        try:
+            return parse_iso(document.get("updated_at"))
+        except (ValueError, TypeError):
+            return None
+    return None
+
+
+class YoozAdapter(ProviderAdapter):
+    key = KEY
+
+    def __init__(self, base_url: str, http: ProviderHttp):
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+
+    @classmethod
+    def from_settings(cls, settings) -> YoozAdapter:
+        policy = RetryPolicy(
+            max_attempts=settings.provider_max_attempts,
+            backoff_base=settings.provider_backoff_base,
+            backoff_cap=settings.provider_backoff_cap,
+            max_retry_after=settings.provider_max_retry_after,
+        )
+        http = ProviderHttp(KEY, timeout=(settings.provider_connect_timeout, settings.provider_read_timeout),
+                            policy=policy, pool_size=settings.concurrency + 4)
+        return cls(settings.yooz_base_url, http)
+
+    @staticmethod
+    def _headers(api_key: str) -> dict:
+        return {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
+
+    # --- polling -------------------------------------------------------------
+
+    def list_changes(self, call: CallContext, checkpoint: dict | None, page_size: int) -> Iterator[ChangesPage]:
+        high_water, cursor = self._read_checkpoint(checkpoint)
+        while True:
+            params = {"updated_since": iso_ms(high_water) if high_water else EPOCH, "limit": page_size}
+            if cursor:
+                params["cursor"] = cursor
+            try:
+                documents, next_cursor = self.http.get(call, f"{self.base_url}/invoices", params=params,
+                                                       headers=self._headers, interpret=_interpret_page)
+            except _CursorRefused:
+                if not cursor:
+                    PROVIDER_ERRORS.labels(KEY, "client_error").inc()
+                    raise ProviderError("Yooz refused the listing request (400)") from None
+                log.warning("Yooz refused a stored cursor; resuming from updated_since")
+                cursor = None
+                continue
+            for document in documents:
+                updated = _updated_at(document)
+                if updated is not None and (high_water is None or updated > high_water):
+                    high_water = updated
+            checkpoint = {"updated_since": iso_ms(high_water) if high_water else None, "cursor": next_cursor}
+            yield ChangesPage(documents=documents, checkpoint=checkpoint, last=next_cursor is None)
+            if next_cursor is None:
+                return
+            cursor = next_cursor
+
+    @staticmethod
+    def _read_checkpoint(checkpoint: dict | None) -> tuple[dt.datetime | None, str | None]:
+        """Our own earlier checkpoint; anything unreadable restarts from the beginning (idempotent)."""
+        if not isinstance(checkpoint, dict):
+            return None, None
+        try:
+            since = parse_iso(checkpoint["updated_since"]) if checkpoint.get("updated_since") else None
+        except (ValueError, TypeError):
+            log.warning("unreadable Yooz checkpoint; listing from the beginning")
+            return None, None
+        cursor = checkpoint.get("cursor")
+        return since, cursor if isinstance(cursor, str) and cursor else None
+
+    def fetch_invoice(self, call: CallContext, invoice_id: str) -> dict | InvoiceGone:
+        url = f"{self.base_url}/invoices/{quote(invoice_id, safe='')}"
+        return self.http.get(call, url, params=None, headers=self._headers, interpret=_interpret_invoice)
+
+    # --- mapping -------------------------------------------------------------
+
+    def to_canonical(self, document: dict) -> dict:
+        if not isinstance(document, dict):
+            raise InvalidInvoice("the document is not a JSON object")
+        raw_id = document.get("id")
+        try:
+            identifier = canonical.text(raw_id, "id")
+            status = document.get("status")
+            if status not in STATUSES:
+                raise InvalidInvoice("status is not one of " + ", ".join(sorted(STATUSES)))
+            supplier = document.get("supplier")
+            if not isinstance(supplier, dict):
+                raise InvalidInvoice("supplier must be an object")
+            invoice = {
+                "invoice_platform_id": identifier,
+                "number": canonical.text(document.get("number"), "number"),
+                "issue_date": canonical.date(document.get("issue_date"), "issue_date"),
+                "due_date": canonical.date(document.get("due_date"), "due_date", required=False),
+                "currency": canonical.currency(document.get("currency")),
+                "amounts": {
+                    "ht": canonical.decimal_string(document.get("total_excl_tax"), "total_excl_tax"),
+                    "tva": canonical.decimal_string(document.get("total_tax"), "total_tax"),
+                    "ttc": canonical.decimal_string(document.get("total_incl_tax"), "total_incl_tax"),
+                },
+                "vat_lines": self._rows(document.get("vat_lines"), "vat_lines", self._vat_line),
+                "lines": self._rows(document.get("lines"), "lines", self._line),
+                "supplier": {
+                    "platform_id": canonical.text(supplier.get("id"), "supplier.id", required=False),
+                    "name": canonical.text(supplier.get("name"), "supplier.name"),
+                    "siret": canonical.siret(supplier.get("siret")),
+                    "iban": canonical.iban(supplier.get("iban")),
+                },
+                "order_reference": canonical.text(document.get("order_reference"), "order_reference",
+                                                  required=False),
+                "provider_status": status,
+                "cancelled": status in CANCELLED_STATUSES,
+                "provider_created_at": canonical.timestamp(document.get("created_at"), "created_at"),
+                "provider_updated_at": canonical.timestamp(document.get("updated_at"), "updated_at"),
+                "raw": canonical.plain_json(document),
+            }
+            return canonical.validate(invoice)
+        except InvalidInvoice as exc:
+            exc.invoice_id = raw_id if isinstance(raw_id, str) else None
+            raise
+
+    @staticmethod
+    def _rows(rows: object, field: str, mapper) -> list | None:
+        if rows is None:
+            return None
+        if not isinstance(rows, list):
+            raise InvalidInvoice(f"{field} must be a list")
+        mapped = []
+        for index, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise InvalidInvoice(f"{field}[{index}] must be an object")
+            mapped.append(mapper(row, f"{field}[{index}]"))
+        return mapped
+
+    @staticmethod
+    def _vat_line(row: dict, where: str) -> dict:
+        return {
+            "rate": canonical.decimal_string(row.get("rate"), f"{where}.rate"),
+            "base": canonical.decimal_string(row.get("base"), f"{where}.base"),
+            "amount": canonical.decimal_string(row.get("amount"), f"{where}.amount"),
+        }
+
+    @staticmethod
+    def _line(row: dict, where: str) -> dict:
+        return {
+            "label": canonical.text(row.get("label"), f"{where}.label"),
+            "quantity": canonical.decimal_string(row.get("quantity"), f"{where}.quantity"),
+            "unit_price": canonical.decimal_string(row.get("unit_price"), f"{where}.unit_price"),
+            "total_excl_tax": canonical.decimal_string(row.get("total_excl_tax"), f"{where}.total_excl_tax"),
+        }
+
+    # --- webhooks ------------------------------------------------------------
+
+    def verify_webhook(self, secret: str, headers: Mapping[str, str], body: bytes,
+                       now: float | None = None) -> WebhookEvent:
+        timestamp, signatures = self._parse_signature_header(headers.get(SIGNATURE_HEADER))
+        expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+        # Every candidate is compared (constant time each), whichever matches.
+        matched = False
+        for candidate in signatures:
+            matched |= hmac.compare_digest(expected, candidate)
+        if not matched:
+            raise SignatureRejected("No signature matches the connection's webhook secret.")
+        now = time.time() if now is None else now
+        if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
+            raise SignatureRejected("The signature's timestamp is outside the 300 s tolerance.",
+                                    code="stale_signature")
+        return self._parse_event(body)
+
+    @staticmethod
+    def _parse_signature_header(header: str | None) -> tuple[int, list[str]]:
+        if not header or not header.strip():
+            raise SignatureRejected(f"The {SIGNATURE_HEADER} header is missing.", code="missing_signature")
+        if len(header) > _MAX_SIGNATURE_HEADER:
+            raise SignatureRejected(f"The {SIGNATURE_HEADER} header is too long.")
+        timestamps, signatures = [], []
+        for part in header.split(","):
+            name, _, value = part.strip().partition("=")
+            if name == "t":
+                timestamps.append(value)
+            elif name == "v1":
+                signatures.append(value.lower())
+        if len(timestamps) != 1 or not timestamps[0].isdigit() or len(timestamps[0]) > 12:
+            raise SignatureRejected(f"The {SIGNATURE_HEADER} header needs one t=<unix seconds>.")
+        signatures = [s for s in signatures if len(s) == 64 and all(c in "0123456789abcdef" for c in s)]
+        if not signatures or len(signatures) > _MAX_SIGNATURES:
+            raise SignatureRejected(f"The {SIGNATURE_HEADER} header needs between 1 and {_MAX_SIGNATURES} v1= "
+                                    "signatures.")
+        return int(timestamps[0]), signatures
+
+    @staticmethod
+    def _parse_event(body: bytes) -> WebhookEvent:
+        try:
+            event = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedEvent("The body is not JSON.", code="malformed_json") from None
+        if not isinstance(event, dict):
+            raise MalformedEvent("The event must be a JSON object.")
+        problems = {}
+        event_id, event_type, data = event.get("id"), event.get("type"), event.get("data")
+        if not isinstance(event_id, str) or not 0 < len(event_id) <= 200 or not event_id.isprintable():
+            problems["id"] = ["Missing or not an event id."]
+        if not isinstance(event_type, str) or not event_type:
+            problems["type"] = ["Missing or not a string."]
+        try:
+            created_at = iso_ms(parse_iso(event.get("created_at")))
+        except (ValueError, TypeError):
+            problems["created_at"] = ["Missing or not an ISO-8601 time."]
+        invoice_id = data.get("invoice_id") if isinstance(data, dict) else None
+        if event_type in EVENT_TYPES and (
+            not isinstance(invoice_id, str) or not 0 < len(invoice_id) <= 200 or not invoice_id.isprintable()
+        ):
+            problems["data.invoice_id"] = ["Missing or not an invoice id."]
+        if problems:
+            raise MalformedEvent("The event has missing or invalid fields.", code="validation_error",
+                                 details=problems)
+        return WebhookEvent(id=event_id, type=event_type, created_at=created_at,
+                            invoice_id=invoice_id if event_type in EVENT_TYPES else None)
+
+    def close(self) -> None:
+        self.http.close()
