@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 
 import pytest
 
@@ -35,3 +36,31 @@ def yooz_document():
         return document
 
     return make
+
+
+class SimServer:
+    """The Yooz simulator on a free port, in this process (its state reachable as `.store`)."""
+
+    def __init__(self):
+        from ingest_worker.yooz_sim.__main__ import load_sim_settings
+        from ingest_worker.yooz_sim.app import build_app
+        from ingest_worker.yooz_sim.state import Store
+        from werkzeug.serving import make_server
+
+        self.store = Store(seed=1)
+        self.store.load_demo()
+        self.server = make_server("127.0.0.1", 0, build_app(self.store, load_sim_settings({})), threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def sim_server():
+    server = SimServer()
+    yield server
+    server.close()

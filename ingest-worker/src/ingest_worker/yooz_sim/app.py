@@ -1,0 +1,343 @@
+"""The Yooz simulator's HTTP API: CONTRACTS section 5, plus `/_admin/...` to drive it.
+
+Yooz API: `GET /invoices` (updated_since, cursor, limit 1..100, ordered by
+`(updated_at, id)`, updated_since inclusive) and `GET /invoices/{id}`, with
+`Authorization: Bearer <apiKey>` (401 otherwise). Each account's fault
+injection applies to these two endpoints only: throttling (429 + Retry-After),
+server errors (500/502/503), slowness and malformed answers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from functools import wraps
+
+import marshmallow as ma
+from bobdesk_shared.errors import BadRequest, Conflict, NotFound, Unauthorized
+from bobdesk_shared.schemas import JsonBoolean, StrictSchema
+from bobdesk_shared.timeutil import iso_ms, parse_iso, utcnow
+from bobdesk_shared.web import Blueprint, create_app
+from flask import Response, current_app, g, jsonify, request
+from flask.views import MethodView
+
+from . import state, webhooks
+from .state import ENDPOINTS, Faults, Store
+
+yooz = Blueprint("yooz", __name__, description="The Yooz API as CONTRACTS section 5 pins it.")
+admin = Blueprint("admin", __name__, url_prefix="/_admin", description="Drive the simulator (tests, demo).")
+
+_MALFORMED_LISTS = (b'{"items": [{"id": "YZ-', b"<html><body>Service Unavailable</body></html>",
+                    b'{"items": null, "next_cursor": null}', b'{"data": []}', b'{"items": "[]"}')
+_MALFORMED_ONES = (b'{"id": "YZ-', b"<html><body>Oops</body></html>", b"[]")
+
+
+def _store() -> Store:
+    return current_app.config["SIM_STORE"]
+
+
+def _account_or_404(account_id: str) -> state.Account:
+    try:
+        return _store().account(account_id)
+    except state.NotFound:
+        raise NotFound(f"No account {account_id}.") from None
+
+
+# --- the Yooz API ------------------------------------------------------------
+
+def yooz_endpoint(endpoint: str):
+    """Authenticate, count, then inject this account's faults around the view."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            store = _store()
+            scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+            account = store.by_api_key(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
+            if account is None:
+                raise Unauthorized("Invalid API key.", code="invalid_api_key")
+            with store.lock:
+                stats = account.stats
+                stats.requests += 1
+                setattr(stats, f"{endpoint}_requests", getattr(stats, f"{endpoint}_requests") + 1)
+                stats.in_flight += 1
+                stats.max_concurrent = max(stats.max_concurrent, stats.in_flight)
+                stats.last_request_at = iso_ms(utcnow())
+                faults = account.faults if endpoint in account.faults.endpoints else Faults()
+                draws = [store.rng.random() for _ in range(4)]
+            try:
+                g.account = account
+                return _with_faults(account, faults, draws, endpoint, lambda: view(*args, **kwargs))
+            finally:
+                with store.lock:
+                    account.stats.in_flight -= 1
+
+        return wrapper
+
+    return decorate
+
+
+def _with_faults(account, faults: Faults, draws: list[float], endpoint: str, serve):
+    store = _store()
+    if draws[0] < faults.slow_rate:
+        with store.lock:
+            account.stats.slowed += 1
+        time.sleep(faults.slow_seconds)
+    if draws[1] < faults.throttle_rate:
+        with store.lock:
+            account.stats.throttled += 1
+        response = jsonify(error={"code": "rate_limited", "message": "Too many requests."})
+        response.status_code = 429
+        response.headers["Retry-After"] = str(faults.retry_after)
+        return response
+    if draws[2] < faults.error_rate:
+        with store.lock:
+            account.stats.errors += 1
+            status = store.rng.choice((500, 502, 503))
+        return Response(b'{"error": "internal"}' if status == 500 else b"<html>Bad gateway</html>", status=status)
+    response = serve()
+    if draws[3] < faults.malformed_rate:
+        with store.lock:
+            account.stats.malformed += 1
+            body = store.rng.choice(_MALFORMED_LISTS if endpoint == "list" else _MALFORMED_ONES)
+        return Response(body, status=200, content_type="application/json")
+    return response
+
+
+@yooz.route("/invoices")
+class Invoices(MethodView):
+    @yooz_endpoint("list")
+    def get(self):
+        unknown = set(request.args) - {"updated_since", "cursor", "limit"}
+        if unknown:
+            raise BadRequest(f"Unknown parameters: {', '.join(sorted(unknown))}.")
+        try:
+            since = iso_ms(parse_iso(request.args["updated_since"])) if "updated_since" in request.args else ""
+        except ValueError:
+            raise BadRequest("updated_since must be an ISO-8601 time.", code="invalid_updated_since") from None
+        raw_limit = request.args.get("limit", "50")
+        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+            raise BadRequest("limit must be between 1 and 100.", code="invalid_limit")
+        cursor = None
+        if request.args.get("cursor"):
+            try:
+                cursor = state.decode_cursor(request.args["cursor"])
+            except ValueError:
+                raise BadRequest("The cursor is invalid.", code="invalid_cursor") from None
+        items, next_cursor = _store().list_invoices(g.account, since, cursor, int(raw_limit))
+        return Response(json.dumps({"items": items, "next_cursor": next_cursor}), content_type="application/json")
+
+
+@yooz.route("/invoices/<invoice_id>")
+class OneInvoice(MethodView):
+    @yooz_endpoint("get")
+    def get(self, invoice_id):
+        document = _store().get_invoice(g.account, invoice_id)
+        if document is None:
+            raise NotFound(f"No invoice {invoice_id}.")
+        return Response(json.dumps(document), content_type="application/json")
+
+
+# --- admin -----------------------------------------------------------------------
+
+class AccountCreateSchema(StrictSchema):
+    id = ma.fields.String(validate=ma.validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$"))
+    api_key = ma.fields.String(validate=ma.validate.Length(min=8, max=200))
+    webhook_secret = ma.fields.String(validate=ma.validate.Length(min=8, max=200))
+    webhook_url = ma.fields.URL(require_tld=False, allow_none=True)
+    invoices = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0, max=100_000))
+
+
+class AccountUpdateSchema(StrictSchema):
+    api_key = ma.fields.String(validate=ma.validate.Length(min=8, max=200))
+    webhook_secrets = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=8, max=200)),
+                                     validate=ma.validate.Length(min=1, max=5))
+    webhook_url = ma.fields.URL(require_tld=False, allow_none=True)
+
+
+class FaultsSchema(StrictSchema):
+    throttle_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
+    retry_after = ma.fields.Integer(load_default=1, validate=ma.validate.Range(0, 3600))
+    error_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
+    slow_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
+    slow_seconds = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 120))
+    malformed_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
+    endpoints = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(ENDPOINTS)),
+                               load_default=list(ENDPOINTS), validate=ma.validate.Length(min=1))
+
+
+class InvoiceCreateSchema(StrictSchema):
+    fields = ma.fields.Dict(load_default=dict, metadata={"description": "Fields over a generated invoice."})
+    raw = ma.fields.Dict(metadata={"description": "A document stored exactly as given (bad data tests)."})
+    webhook = JsonBoolean(load_default=True, metadata={"description": "Notify webhook_url, if set."})
+
+
+class InvoiceUpdateSchema(StrictSchema):
+    fields = ma.fields.Dict(load_default=dict)
+    webhook = JsonBoolean(load_default=True)
+
+
+class GenerateSchema(StrictSchema):
+    count = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=100_000))
+
+
+class WebhookSendSchema(StrictSchema):
+    type = ma.fields.String(load_default="invoice.created")
+    invoice_id = ma.fields.String(required=True)
+    url = ma.fields.URL(require_tld=False, metadata={"description": "Default: the account's webhook_url."})
+    event_id = ma.fields.String(metadata={"description": "Reuse an id to replay an event."})
+    timestamp_offset = ma.fields.Integer(load_default=0, metadata={"description": "Seconds added to t= (stale)."})
+    secret = ma.fields.String(metadata={"description": "Sign with this instead of the account's secrets."})
+
+
+def _secrets(account: state.Account) -> dict:
+    return {"api_key": account.api_key, "webhook_secrets": list(account.webhook_secrets)}
+
+
+def _notify(account: state.Account, event_type: str, invoice_id: str, wanted: bool) -> None:
+    if wanted and account.webhook_url:
+        webhooks.deliver_later(account.webhook_url, webhooks.build_event(event_type, invoice_id),
+                               list(account.webhook_secrets))
+
+
+@admin.route("/accounts")
+class Accounts(MethodView):
+    def get(self):
+        store = _store()
+        with store.lock:
+            return jsonify(accounts=[a.summary() for a in store.accounts.values()])
+
+    @admin.arguments(AccountCreateSchema)
+    def post(self, body):
+        store = _store()
+        try:
+            account = store.create_account(body.get("id"), body.get("api_key"), body.get("webhook_secret"),
+                                           body.get("webhook_url"))
+        except state.Conflict as exc:
+            raise Conflict(str(exc)) from None
+        if body["invoices"]:
+            store.generate(account.id, body["invoices"])
+        with store.lock:
+            return jsonify({**account.summary(), **_secrets(account)}), 201
+
+
+@admin.route("/accounts/<account_id>")
+class OneAccount(MethodView):
+    def get(self, account_id):
+        account = _account_or_404(account_id)
+        with _store().lock:
+            return jsonify(account.summary())
+
+    @admin.arguments(AccountUpdateSchema)
+    def patch(self, body, account_id):
+        store = _store()
+        account = _account_or_404(account_id)
+        with store.lock:
+            if "api_key" in body:
+                if any(a.api_key == body["api_key"] for a in store.accounts.values() if a is not account):
+                    raise Conflict("Another account has this API key.")
+                account.api_key = body["api_key"]
+            if "webhook_secrets" in body:
+                account.webhook_secrets = list(body["webhook_secrets"])
+            if "webhook_url" in body:
+                account.webhook_url = body["webhook_url"]
+            return jsonify(account.summary())
+
+
+@admin.route("/accounts/<account_id>/faults")
+class AccountFaults(MethodView):
+    @admin.arguments(FaultsSchema)
+    def put(self, body, account_id):
+        account = _account_or_404(account_id)
+        with _store().lock:
+            account.faults = Faults(**{**body, "endpoints": tuple(body["endpoints"])})
+            return jsonify(account.faults.as_dict())
+
+
+@admin.route("/accounts/<account_id>/stats")
+class AccountStats(MethodView):
+    def get(self, account_id):
+        account = _account_or_404(account_id)
+        with _store().lock:
+            return jsonify(account.stats.as_dict())
+
+    def delete(self, account_id):
+        account = _account_or_404(account_id)
+        with _store().lock:
+            in_flight = account.stats.in_flight
+            account.stats = state.Stats(in_flight=in_flight, max_concurrent=in_flight)
+        return "", 204
+
+
+@admin.route("/accounts/<account_id>/invoices")
+class AccountInvoices(MethodView):
+    def get(self, account_id):
+        account = _account_or_404(account_id)
+        with _store().lock:
+            return jsonify(invoices=[account.invoices[i] for _, i in account.order])
+
+    @admin.arguments(InvoiceCreateSchema)
+    def post(self, body, account_id):
+        _account_or_404(account_id)
+        try:
+            document = _store().add_invoice(account_id, body["fields"], raw=body.get("raw"))
+        except state.Conflict as exc:
+            raise Conflict(str(exc)) from None
+        _notify(_store().account(account_id), "invoice.created", document["id"], body["webhook"])
+        return jsonify(document), 201
+
+
+@admin.route("/accounts/<account_id>/invoices/generate")
+class GenerateInvoices(MethodView):
+    @admin.arguments(GenerateSchema)
+    def post(self, body, account_id):
+        _account_or_404(account_id)
+        return jsonify(created=_store().generate(account_id, body["count"])), 201
+
+
+@admin.route("/accounts/<account_id>/invoices/<invoice_id>")
+class AccountInvoice(MethodView):
+    def get(self, account_id, invoice_id):
+        document = _store().get_invoice(_account_or_404(account_id), invoice_id)
+        if document is None:
+            raise NotFound(f"No invoice {invoice_id}.")
+        return jsonify(document)
+
+    @admin.arguments(InvoiceUpdateSchema)
+    def patch(self, body, account_id, invoice_id):
+        account = _account_or_404(account_id)
+        try:
+            document = _store().update_invoice(account_id, invoice_id, body["fields"])
+        except state.NotFound:
+            raise NotFound(f"No invoice {invoice_id}.") from None
+        _notify(account, "invoice.updated", invoice_id, body["webhook"])
+        return jsonify(document)
+
+    def delete(self, account_id, invoice_id):
+        account = _account_or_404(account_id)
+        try:
+            document = _store().delete_invoice(account_id, invoice_id)
+        except state.NotFound:
+            raise NotFound(f"No invoice {invoice_id}.") from None
+        _notify(account, "invoice.deleted", invoice_id, request.args.get("webhook", "1") != "0")
+        return jsonify(document)
+
+
+@admin.route("/accounts/<account_id>/webhooks")
+class SendWebhook(MethodView):
+    @admin.arguments(WebhookSendSchema)
+    def post(self, body, account_id):
+        account = _account_or_404(account_id)
+        url = body.get("url") or account.webhook_url
+        if not url:
+            raise BadRequest("No url given and the account has no webhook_url.", code="no_webhook_url")
+        event = webhooks.build_event(body["type"], body["invoice_id"], body.get("event_id"))
+        secrets_ = [body["secret"]] if body.get("secret") else list(account.webhook_secrets)
+        return jsonify(webhooks.deliver(url, event, secrets_, timestamp=int(time.time()) + body["timestamp_offset"]))
+
+
+def build_app(store: Store, settings):
+    app, _ = create_app(settings, title="Yooz simulator", blueprints=[yooz, admin], ready_checks={},
+                        description=__doc__, max_body_bytes=8 << 20)
+    app.config["SIM_STORE"] = store
+    return app
