@@ -10,6 +10,7 @@ they are never turned into binary floats.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -18,6 +19,7 @@ from bobdesk_shared.timeutil import iso_ms, parse_iso
 MAX_TEXT = 500
 MAX_LINES = 1000
 MAX_VAT_LINES = 50
+MAX_INVOICE_BYTES = 1 << 20  # a batch (5 MiB) always fits a few
 _DECIMAL = re.compile(r"-?\d{1,18}(\.\d{1,10})?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -138,6 +140,8 @@ def iban(value: object) -> str | None:
 def plain_json(value: object) -> object:
     """`value` with the `Decimal`s of a parsed provider payload turned back into JSON numbers."""
     if isinstance(value, Decimal):
+        if not value.is_finite():
+            return str(value)  # NaN or Infinity in a provider payload: kept, as text
         return int(value) if value.as_tuple().exponent >= 0 else float(value)
     if isinstance(value, dict):
         return {str(k): plain_json(v) for k, v in value.items()}
@@ -183,6 +187,12 @@ def validate(invoice: dict) -> dict:
         timestamp(invoice["provider_updated_at"], "provider_updated_at")
         if not isinstance(invoice["raw"], dict):
             raise InvalidInvoice("raw must be the provider's object")
+        try:
+            size = len(json.dumps(invoice, separators=(",", ":"), allow_nan=False))
+        except (TypeError, ValueError):
+            raise InvalidInvoice("the invoice is not plain JSON") from None
+        if size > MAX_INVOICE_BYTES:
+            raise InvalidInvoice(f"the invoice is larger than {MAX_INVOICE_BYTES} bytes")
     except InvalidInvoice as exc:
         exc.invoice_id = identifier if isinstance(identifier, str) else None
         raise

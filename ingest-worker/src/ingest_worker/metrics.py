@@ -34,6 +34,6 @@ WEBHOOKS_PROCESSED = Counter(
 
 
 def count_outcomes(provider: str, source: str, counts: dict) -> None:
-    for outcome in ("created", "updated", "unchanged", "cancelled", "rejected"):
+    for outcome in ("created", "updated", "unchanged", "cancelled"):
         if counts.get(outcome):
             INVOICES.labels(provider, source, outcome).inc(counts[outcome])

@@ -1,5 +1,6 @@
 """The Yooz adapter over HTTP: pooled session, retries, Retry-After, 401, paging and checkpoints."""
 
+import datetime as dt
 import json
 import threading
 import time
@@ -100,12 +101,12 @@ def test_pages_are_listed_with_the_key_and_a_checkpoint_each(server, adapter):
     call = RecordingCall()
     pages = list(adapter.list_changes(call, None, 2))
     assert [[d["id"] for d in p.documents] for p in pages] == [["A", "B"], ["C"]]
-    assert pages[0].checkpoint == {"updated_since": "2024-01-02T00:00:00.000Z", "cursor": "c1"}
-    assert pages[1].checkpoint == {"updated_since": "2024-01-03T00:00:00.250Z", "cursor": None}
+    assert pages[0].checkpoint == {"updated_since": "2024-01-02T00:00:00.000000Z", "cursor": "c1"}
+    assert pages[1].checkpoint == {"updated_since": "2024-01-03T00:00:00.250000Z", "cursor": None}
     assert [p.last for p in pages] == [False, True]
     first, second = server.requests
-    assert first["args"] == {"updated_since": "1970-01-01T00:00:00.000Z", "limit": "2"}
-    assert second["args"] == {"updated_since": "2024-01-02T00:00:00.000Z", "limit": "2", "cursor": "c1"}
+    assert first["args"] == {"updated_since": "1970-01-01T00:00:00.000000Z", "limit": "2"}
+    assert second["args"] == {"updated_since": "2024-01-02T00:00:00.000000Z", "limit": "2", "cursor": "c1"}
     assert first["auth"] == "Bearer key-1"
     assert call.calls == 2  # the context is consulted before every request
 
@@ -114,9 +115,9 @@ def test_listing_resumes_from_a_stored_checkpoint(server, adapter):
     server.reply(body={"items": [], "next_cursor": None})
     pages = list(adapter.list_changes(RecordingCall(), {"updated_since": "2024-05-01T00:00:00.000Z",
                                                         "cursor": "c9"}, 100))
-    assert server.requests[0]["args"] == {"updated_since": "2024-05-01T00:00:00.000Z", "cursor": "c9",
+    assert server.requests[0]["args"] == {"updated_since": "2024-05-01T00:00:00.000000Z", "cursor": "c9",
                                           "limit": "100"}
-    assert pages[0].checkpoint == {"updated_since": "2024-05-01T00:00:00.000Z", "cursor": None}
+    assert pages[0].checkpoint == {"updated_since": "2024-05-01T00:00:00.000000Z", "cursor": None}
 
 
 def test_a_refused_cursor_falls_back_to_updated_since(server, adapter):
@@ -130,14 +131,14 @@ def test_the_high_water_mark_ignores_unreadable_times_and_never_goes_back(server
     server.reply(body={"items": [doc("A", "2024-01-05T00:00:00Z"), doc("B", "garbage"), "not even an object"],
                        "next_cursor": None})
     page, = adapter.list_changes(RecordingCall(), {"updated_since": "2024-01-06T00:00:00.000Z"}, 10)
-    assert page.checkpoint["updated_since"] == "2024-01-06T00:00:00.000Z"
+    assert page.checkpoint["updated_since"] == "2024-01-06T00:00:00.000000Z"
     assert len(page.documents) == 3  # bad documents are the mapper's to reject, one by one
 
 
 def test_an_unreadable_checkpoint_restarts_from_the_beginning(server, adapter):
     server.reply(body={"items": [], "next_cursor": None})
     list(adapter.list_changes(RecordingCall(), {"updated_since": "not a time"}, 10))
-    assert server.requests[0]["args"]["updated_since"] == "1970-01-01T00:00:00.000Z"
+    assert server.requests[0]["args"]["updated_since"] == "1970-01-01T00:00:00.000000Z"
 
 
 @pytest.mark.parametrize("status, body", [(500, {}), (502, b"<html>bad gateway</html>"), (503, {}),
@@ -259,3 +260,15 @@ def test_an_oversized_answer_is_refused(server):
     with pytest.raises(ProviderUnavailable):
         list(adapter.list_changes(RecordingCall(), None, 10))
     adapter.close()
+
+
+def test_a_future_dated_document_does_not_push_the_checkpoint_past_now(server, adapter):
+    server.reply(body={"items": [doc("A", "2024-01-05T00:00:00Z"), doc("FUTURE", "2999-01-01T00:00:00Z")],
+                       "next_cursor": None})
+    server.reply(body={"items": [], "next_cursor": None})
+    before = dt.datetime.now(dt.UTC)
+    page, = adapter.list_changes(RecordingCall(), None, 10)
+    mark = dt.datetime.fromisoformat(page.checkpoint["updated_since"].replace("Z", "+00:00"))
+    assert before - dt.timedelta(seconds=1) <= mark <= dt.datetime.now(dt.UTC)
+    list(adapter.list_changes(RecordingCall(), {"updated_since": "2999-01-01T00:00:00.000Z"}, 10))
+    assert server.requests[1]["args"]["updated_since"] < "2999"

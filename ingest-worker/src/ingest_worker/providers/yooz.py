@@ -2,7 +2,7 @@
 
 Listing: `GET /invoices?updated_since&cursor&limit`, items ordered by
 `(updated_at, id)` ascending, `updated_since` inclusive. The checkpoint is
-`{"updated_since": <highest updated_at stored>, "cursor": <next page> | null}`:
+`{"updated_since": <highest updated_at stored, to the microsecond>, "cursor": <next page> | null}`:
 resuming from it re-reads at most the documents sharing that last timestamp
 (ingestion is idempotent), and if Yooz refuses an old cursor the adapter falls
 back to `updated_since` alone. Requests carrying a cursor also carry the
@@ -52,7 +52,7 @@ SIGNATURE_TOLERANCE_SECONDS = 300
 STATUSES = frozenset({"to_validate", "validated", "paid", "rejected", "deleted"})
 CANCELLED_STATUSES = frozenset({"rejected", "deleted"})
 EVENT_TYPES = frozenset({"invoice.created", "invoice.updated", "invoice.deleted"})
-EPOCH = "1970-01-01T00:00:00.000Z"
+EPOCH = "1970-01-01T00:00:00.000000Z"
 _MAX_SIGNATURE_HEADER = 2048
 _MAX_SIGNATURES = 8
 
@@ -62,9 +62,9 @@ class _CursorRefused(Exception):
 
 
 def _json(body: bytes) -> object:
-    # Decimal for every JSON number with a fraction: amounts never pass through a float.
+    # Decimal for every JSON number with a fraction (and NaN/Infinity): amounts never pass through a float.
     try:
-        return json.loads(body, parse_float=Decimal)
+        return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
     except (ValueError, UnicodeDecodeError):
         raise Transient("malformed", "the answer is not JSON") from None
 
@@ -120,6 +120,11 @@ def _interpret_invoice(status: int, body: bytes, headers: Mapping[str, str]) -> 
     return document
 
 
+def _iso_us(moment: dt.datetime) -> str:
+    """Full precision: truncating the mark would re-read every document of its last millisecond."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _updated_at(document: object) -> dt.datetime | None:
     if isinstance(document, dict):
         try:
@@ -157,7 +162,7 @@ class YoozAdapter(ProviderAdapter):
     def list_changes(self, call: CallContext, checkpoint: dict | None, page_size: int) -> Iterator[ChangesPage]:
         high_water, cursor = self._read_checkpoint(checkpoint)
         while True:
-            params = {"updated_since": iso_ms(high_water) if high_water else EPOCH, "limit": page_size}
+            params = {"updated_since": _iso_us(high_water) if high_water else EPOCH, "limit": page_size}
             if cursor:
                 params["cursor"] = cursor
             try:
@@ -170,11 +175,16 @@ class YoozAdapter(ProviderAdapter):
                 log.warning("Yooz refused a stored cursor; resuming from updated_since")
                 cursor = None
                 continue
+            # A document dated in the future (bad provider data) must not push the mark past changes still
+            # to come: the mark never passes our own clock, and such a document is simply read again.
+            ceiling = dt.datetime.now(dt.UTC)
             for document in documents:
                 updated = _updated_at(document)
-                if updated is not None and (high_water is None or updated > high_water):
-                    high_water = updated
-            checkpoint = {"updated_since": iso_ms(high_water) if high_water else None, "cursor": next_cursor}
+                if updated is not None:
+                    updated = min(updated, ceiling)
+                    if high_water is None or updated > high_water:
+                        high_water = updated
+            checkpoint = {"updated_since": _iso_us(high_water) if high_water else None, "cursor": next_cursor}
             yield ChangesPage(documents=documents, checkpoint=checkpoint, last=next_cursor is None)
             if next_cursor is None:
                 return
@@ -190,6 +200,8 @@ class YoozAdapter(ProviderAdapter):
         except (ValueError, TypeError):
             log.warning("unreadable Yooz checkpoint; listing from the beginning")
             return None, None
+        if since is not None:
+            since = min(since, dt.datetime.now(dt.UTC))
         cursor = checkpoint.get("cursor")
         return since, cursor if isinstance(cursor, str) and cursor else None
 

@@ -22,6 +22,7 @@ from flask import Response, current_app, g, jsonify, request
 from flask.views import MethodView
 
 from . import state, webhooks
+from .demo_data import iso_z
 from .state import ENDPOINTS, Faults, Store
 
 yooz = Blueprint("yooz", __name__, description="The Yooz API as CONTRACTS section 5 pins it.")
@@ -112,7 +113,7 @@ class Invoices(MethodView):
         if unknown:
             raise BadRequest(f"Unknown parameters: {', '.join(sorted(unknown))}.")
         try:
-            since = iso_ms(parse_iso(request.args["updated_since"])) if "updated_since" in request.args else ""
+            since = iso_z(parse_iso(request.args["updated_since"])) if "updated_since" in request.args else ""
         except ValueError:
             raise BadRequest("updated_since must be an ISO-8601 time.", code="invalid_updated_since") from None
         raw_limit = request.args.get("limit", "50")

@@ -33,6 +33,7 @@ from .demo_data import (
 )
 
 ENDPOINTS = ("list", "get")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class NotFound(KeyError):
@@ -77,15 +78,15 @@ class Stats:
 
 
 class Clock:
-    """UTC milliseconds that never repeat nor go back."""
+    """UTC microseconds that never repeat nor go back."""
 
     def __init__(self):
         self._last = 0
 
     def tick(self) -> dt.datetime:
-        now = int(time.time() * 1000)
+        now = time.time_ns() // 1000
         self._last = max(now, self._last + 1)
-        return dt.datetime.fromtimestamp(self._last / 1000, dt.UTC)
+        return EPOCH + dt.timedelta(microseconds=self._last)
 
 
 @dataclasses.dataclass

@@ -1,0 +1,160 @@
+"""One poll of one claimed connection: the loss-free, duplicate-free ingestion loop.
+
+For each page of changes since the stored checkpoint:
+  heartbeat (lease renewed, current key) -> provider call -> map and validate
+  -> store the page as one batch -> heartbeat with the page's checkpoint.
+The checkpoint moves only after its batch is stored, so a kill at any instant
+replays at most one page, and ingestion is idempotent. A 404/409 from either
+service (deactivated, deleted, lease taken) stops the poll at once, with no
+further provider call. On shutdown the current batch is finished, its
+checkpoint stored and the lease released.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+
+from bobdesk_shared.logs import register_secret
+
+from ..ingestion import map_documents
+from ..metrics import PAGES_FETCHED, POLL_DURATION, POLLS, count_outcomes
+from ..providers.base import Aborted, ProviderAdapter, ProviderError
+from ..upstream import ConnectionsApi, InvalidBatch, InvoicesApi, Refused, UpstreamError
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class PollStats:
+    pages: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class LeaseGuard:
+    """The `CallContext` of a poll: renews the lease before every provider call, hands over the current key."""
+
+    def __init__(self, connections: ConnectionsApi, connection: dict, lease_seconds: int, stop: threading.Event):
+        self.connections = connections
+        self.connection_id = connection["id"]
+        self.fence = connection["fence"]
+        self.lease_seconds = lease_seconds
+        self.stop = stop
+
+    def before_call(self) -> str:
+        answer = self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds)
+        register_secret(answer.get("api_key"))
+        return answer["api_key"]
+
+    def wait(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise Aborted("shutting down")
+
+    def store_checkpoint(self, checkpoint: dict) -> None:
+        self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds, checkpoint)
+
+
+@dataclasses.dataclass
+class Poll:
+    connections: ConnectionsApi
+    invoices: InvoicesApi
+    adapters: dict[str, ProviderAdapter]
+    lease_seconds: int
+    page_size: int
+    stop: threading.Event
+
+    def run(self, connection: dict) -> str:
+        """Poll `connection` (as claimed); the outcome: success, failure, stopped or released."""
+        register_secret(connection.get("api_key"))
+        started = time.monotonic()
+        stats = PollStats()
+        checkpoint = connection.get("checkpoint")
+        provider = connection.get("provider", "unknown")
+        context = {"connection": connection["id"], "client": connection.get("client"), "provider": provider,
+                   "fence": connection["fence"]}
+        outcome, error = "success", None
+        try:
+            adapter = self.adapters.get(provider)
+            if adapter is None:
+                raise _Internal(f"no adapter for provider {provider!r}")
+            guard = LeaseGuard(self.connections, connection, self.lease_seconds, self.stop)
+            for page in adapter.list_changes(guard, checkpoint, self.page_size):
+                stats.pages += 1
+                PAGES_FETCHED.labels(provider).inc()
+                invoices, rejected = map_documents(adapter, page.documents, connection_id=connection["id"],
+                                                   source="poll")
+                stats.rejected += rejected
+                if invoices:
+                    result = self.invoices.store_batch(connection["id"], connection["fence"], invoices)
+                    for name in ("created", "updated", "unchanged"):
+                        setattr(stats, name, getattr(stats, name) + result[name])
+                    count_outcomes(provider, "poll", result)
+                if not page.last:
+                    guard.store_checkpoint(page.checkpoint)
+                checkpoint = page.checkpoint
+                if self.stop.is_set() and not page.last:
+                    raise Aborted("shutting down")
+            self.connections.poll_success(connection["id"], connection["fence"], checkpoint, stats.as_dict(),
+                                          int((time.monotonic() - started) * 1000))
+        except Refused as exc:
+            outcome = "stopped"
+            log.info("poll stopped: the connection is no longer ours to poll", extra={**context, "reason": exc.code})
+        except Aborted:
+            outcome = "released"
+            self._release(connection, context)
+        except ProviderError as exc:
+            outcome, error = "failure", exc
+            self._report_failure(connection, context, exc.kind, str(exc), exc.retry_after_seconds, stats, checkpoint)
+        except (InvalidBatch, UpstreamError, _Internal) as exc:
+            outcome, error = "failure", exc
+            self._report_failure(connection, context, "internal", str(exc), None, stats, checkpoint)
+        except Exception as exc:
+            outcome, error = "failure", exc
+            log.exception("poll crashed", extra=context)
+            self._report_failure(connection, context, "internal", "unexpected worker error", None, stats, checkpoint)
+        duration = time.monotonic() - started
+        POLLS.labels(provider, outcome).inc()
+        POLL_DURATION.labels(provider, outcome).observe(duration)
+        log.log(logging.WARNING if error else logging.INFO, "poll finished", extra={
+            **context, "outcome": outcome, "stats": stats.as_dict(), "duration_ms": round(duration * 1000),
+            **({"error": str(error), "error_type": type(error).__name__} if error else {}),
+        })
+        if outcome == "success":
+            self._reconcile(connection, context)
+        return outcome
+
+    def _report_failure(self, connection, context, kind, message, retry_after, stats, checkpoint) -> None:
+        try:
+            self.connections.poll_failure(connection["id"], connection["fence"], kind, message,
+                                          retry_after_seconds=retry_after, stats=stats.as_dict(),
+                                          checkpoint=checkpoint)
+        except (Refused, UpstreamError) as exc:
+            # The lease expires on its own; the connection is claimed again later.
+            log.warning("could not report the poll failure", extra={**context, "error": str(exc)})
+
+    def _release(self, connection, context) -> None:
+        try:
+            self.connections.release(connection["id"], connection["fence"])
+            log.info("lease released (shutting down)", extra=context)
+        except (Refused, UpstreamError) as exc:
+            log.warning("could not release the lease", extra={**context, "error": str(exc)})
+
+    def _reconcile(self, connection, context) -> None:
+        try:
+            answer = self.invoices.reconcile(connection["client"])
+            log.info("reconciled", extra={**context, **{k: answer.get(k) for k in ("suppliers_rematched",
+                                                                                  "tickets_linked")}})
+        except (Refused, UpstreamError) as exc:
+            log.warning("reconcile failed; the next poll retries it", extra={**context, "error": str(exc)})
+
+
+class _Internal(Exception):
+    pass

@@ -1,0 +1,175 @@
+"""The internal APIs the worker calls (docs/internal-api.md), as typed methods.
+
+Transport failures and 5xx are retried a few times (every call here is safe to
+repeat: leases are fenced, ingestion is idempotent) and then raised as
+`UpstreamError`. A 404/409 about the connection's state is `Refused`, which the
+poller obeys by stopping at once; any other answer is `UpstreamError` too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+
+import requests
+from bobdesk_shared.auth import ServiceTokenSource
+from bobdesk_shared.service_client import ServiceCallError, ServiceClient
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "ingest-worker"
+MAX_BATCH_INVOICES = 500
+MAX_BATCH_BYTES = 4 << 20  # under invoices-service's 5 MiB, leaving room for the envelope
+
+
+class UpstreamError(Exception):
+    """A service was unreachable, failed, or answered something unexpected (`status` when it answered)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class Refused(Exception):
+    """404/409 about the connection: `code` is not_found, lease_lost, connection_inactive or no_webhook_secret."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class InvalidBatch(UpstreamError):
+    """invoices-service refused a batch as not canonical: a bug on our side, never a data problem."""
+
+
+def _error(response: requests.Response) -> tuple[str, str]:
+    try:
+        error = response.json()["error"]
+        return str(error.get("code", "")), str(error.get("message", ""))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "", response.text[:200]
+
+
+class _Api:
+    def __init__(self, base_url: str, tokens: ServiceTokenSource, *, attempts: int = 4, timeout=(3.0, 30.0),
+                 pool_size: int = 16):
+        self.client = ServiceClient(base_url, tokens, timeout=timeout, pool_size=pool_size)
+        self.attempts = attempts
+        self._rng = random.Random()
+        self._lock = threading.Lock()
+
+    def call(self, method: str, path: str, body: dict | None = None, *, expect: tuple[int, ...] = (200,),
+             refusals: tuple[int, ...] = (404, 409)) -> requests.Response:
+        for attempt in range(self.attempts):
+            try:
+                response = self.client.request(method, path, json=body)
+                break
+            except ServiceCallError as exc:
+                if attempt + 1 == self.attempts:
+                    raise UpstreamError(str(exc)) from None
+                with self._lock:
+                    delay = self._rng.uniform(0, 0.2 * 2**attempt)
+                log.warning("service call failed; retrying", extra={"call": f"{method} {path}", "error": str(exc)})
+                time.sleep(delay)
+        if response.status_code in expect:
+            return response
+        code, message = _error(response)
+        if response.status_code in refusals:
+            raise Refused(response.status_code, code or "not_found", message)
+        raise UpstreamError(f"{method} {path}: HTTP {response.status_code} {code} {message}".strip(),
+                            response.status_code)
+
+    def healthy(self) -> bool:
+        try:
+            return requests.get(self.client.base_url + "/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class ConnectionsApi(_Api):
+    def claim(self, worker: str, lease_seconds: int) -> dict | None:
+        response = self.call("POST", "/internal/connections/claim", {"worker": worker, "lease_seconds": lease_seconds},
+                             expect=(200, 204))
+        return None if response.status_code == 204 else response.json()["connection"]
+
+    def heartbeat(self, connection_id: str, fence: int, lease_seconds: int, checkpoint: dict | None = None) -> dict:
+        body = {"fence": fence, "lease_seconds": lease_seconds}
+        if checkpoint is not None:
+            body["checkpoint"] = checkpoint
+        return self.call("POST", f"/internal/connections/{connection_id}/heartbeat", body).json()
+
+    def poll_success(self, connection_id: str, fence: int, checkpoint: dict | None, stats: dict,
+                     duration_ms: int) -> dict:
+        body = {"fence": fence, "outcome": "success", "checkpoint": checkpoint or {}, "stats": stats,
+                "duration_ms": duration_ms}
+        return self.call("POST", f"/internal/connections/{connection_id}/poll-result", body).json()
+
+    def poll_failure(self, connection_id: str, fence: int, kind: str, message: str, *,
+                     retry_after_seconds: int | None, stats: dict, checkpoint: dict | None) -> dict:
+        body = {"fence": fence, "outcome": "failure", "error": {"kind": kind, "message": message[:500]},
+                "retry_after_seconds": retry_after_seconds, "stats": stats}
+        if checkpoint is not None:
+            body["checkpoint"] = checkpoint
+        return self.call("POST", f"/internal/connections/{connection_id}/poll-result", body).json()
+
+    def release(self, connection_id: str, fence: int) -> None:
+        self.call("POST", f"/internal/connections/{connection_id}/release", {"fence": fence}, expect=(200, 204))
+
+    def webhook_credentials(self, connection_id: str) -> dict:
+        return self.call("GET", f"/internal/connections/{connection_id}/webhook-credentials").json()
+
+    def webhook_result(self, connection_id: str, counts: dict) -> None:
+        body = {name: counts.get(name, 0) for name in ("created", "updated", "unchanged", "rejected")}
+        self.call("POST", f"/internal/connections/{connection_id}/webhook-result", body, expect=(200, 204))
+
+
+class InvoicesApi(_Api):
+    def store_batch(self, connection_id: str, fence: int | None, invoices: list[dict],
+                    cancellations: list[dict] | None = None) -> dict:
+        """Store `invoices` (split to fit the batch limits); the summed counts and every result."""
+        total = {"created": 0, "updated": 0, "unchanged": 0, "cancelled": 0, "results": []}
+        for part, part_cancellations in _split(invoices, cancellations or []):
+            body = {"connection": connection_id, "fence": fence, "invoices": part,
+                    "cancellations": part_cancellations}
+            try:
+                answer = self.call("POST", "/internal/invoices/batch", body).json()
+            except UpstreamError as exc:
+                if exc.status == 400:
+                    raise InvalidBatch(str(exc), 400) from None
+                raise
+            for name in ("created", "updated", "unchanged", "cancelled"):
+                total[name] += int(answer.get(name, 0))
+            total["results"] += answer.get("results", [])
+        return total
+
+    def reconcile(self, client: str) -> dict:
+        return self.call("POST", "/internal/invoices/reconcile", {"client": client}).json()
+
+
+def _split(invoices: list[dict], cancellations: list[dict]):
+    """Batches of at most 500 invoices and ~4 MiB; cancellations ride with the first."""
+    part, size = [], 0
+    first = True
+    for invoice in invoices:
+        weight = len(json.dumps(invoice, separators=(",", ":"))) + 1
+        if part and (len(part) == MAX_BATCH_INVOICES or size + weight > MAX_BATCH_BYTES):
+            yield part, cancellations if first else []
+            part, size, first = [], 0, False
+        part.append(invoice)
+        size += weight
+    if part or first:
+        yield part, cancellations if first else []
+
+
+def build_clients(settings, pool_size: int = 16) -> tuple[ConnectionsApi, InvoicesApi]:
+    tokens = ServiceTokenSource(settings.service_jwt_secret, SERVICE_NAME)
+    return (ConnectionsApi(settings.connections_url, tokens, pool_size=pool_size),
+            InvoicesApi(settings.invoices_url, tokens, pool_size=pool_size))
