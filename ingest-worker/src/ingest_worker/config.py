@@ -64,13 +64,14 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def load_settings(env=None) -> Settings:
+def load_settings(env=None, service_name: str = "ingest-worker") -> Settings:
+    """`service_name` names the process in logs (and Flask apps: it must not be an importable folder name)."""
     env = os.environ if env is None else env
     sim_port = read_int(env, "YOOZ_SIM_PORT", config.DEFAULT_PORTS["YOOZ_SIM_PORT"], minimum=1)
     webhooks_port = read_int(env, "WEBHOOKS_PORT", config.DEFAULT_PORTS["WEBHOOKS_PORT"], minimum=1)
     return config.load(
         Settings,
-        "ingest-worker",
+        service_name,
         env,
         ingest_db=lambda e: read_str(e, "INGEST_DB", "ingest"),
         yooz_base_url=lambda e: read_str(e, "YOOZ_BASE_URL", f"http://127.0.0.1:{sim_port}").rstrip("/"),

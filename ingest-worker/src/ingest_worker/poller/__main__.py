@@ -40,7 +40,7 @@ def serve_operations(settings: Settings, mongo, connections, invoices):
 
 
 def main() -> None:
-    settings = load_settings()
+    settings = load_settings(service_name=SERVICE)
     configure_logging(SERVICE, settings.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -26,7 +26,7 @@ MAX_BODY_BYTES = 64 << 10  # events are a few hundred bytes
 
 
 def create_app(settings: Settings | None = None):
-    settings = settings or load_settings()
+    settings = settings or load_settings(service_name=SERVICE)
     configure_logging(SERVICE, settings.log_level)
     mongo = connect(settings.mongo_uri, SERVICE)
     store = EventStore(mongo[settings.ingest_db], settings.webhook_event_retention_seconds)
@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None):
     )
     app.extensions["webhook_receiver"] = receiver
     app.extensions["webhook_processor"] = processor
+    app.extensions["webhook_processor_stop"] = stop = threading.Event()
     if settings.process_webhooks_in_receiver:
-        processor.start_thread(threading.Event())
+        processor.start_thread(stop)
     return app
