@@ -35,7 +35,8 @@ def serve_operations(settings: Settings, mongo, connections, invoices):
                         ready_checks={"ingest_db": lambda: ping(mongo), "connections_service": connections.healthy,
                                       "invoices_service": invoices.healthy})
     server = make_server("0.0.0.0", settings.metrics_port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, name="operations", daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="operations",
+                     daemon=True).start()
     return server
 
 

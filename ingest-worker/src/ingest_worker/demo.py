@@ -1,0 +1,150 @@
+"""`python -m ingest_worker.demo`: a demo company wired to the simulator's demo account.
+
+Run by `make run` once the services are ready (YOOZ_BASE_URL set). Idempotent:
+1. PLATFORM_DB: the demo company's contractors (some with the SIRET of a
+   simulator supplier, one with only its SIREN, one owned by another company
+   that lists the demo company as partner, one inactive) and its tickets (whose
+   numbers some demo invoices quote as order reference). Fixed ids, upserted.
+2. The yooz connection, created through connections-service's public API
+   (reused when an active one exists), with the simulator's demo API key and
+   webhook secret.
+3. The simulator sends its demo account's webhooks to the receiver for it.
+4. Ready-to-paste tokens and curl examples.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import requests
+from bobdesk_shared.auth import mint_public_token, mint_user_token
+from bobdesk_shared.logs import configure_logging
+from bobdesk_shared.mongo import connect
+from bson import ObjectId
+from pymongo import UpdateOne
+
+from .config import Settings, load_settings
+from .yooz_sim.demo_data import DEMO_ACCOUNT, DEMO_API_KEY, DEMO_TICKET_NUMBERS, DEMO_WEBHOOK_SECRET, SUPPLIERS
+
+log = logging.getLogger("ingest_worker.demo")
+
+DEMO_COMPANY = ObjectId("5d9b5b5b9ab7e72a4fb4ae69")
+PARTNER_OWNER_COMPANY = ObjectId("5d9b5b5b9ab7e72a4fb4ae70")
+DEMO_USER = "demo-accountant"
+TOKEN_TTL_SECONDS = 7 * 24 * 3600
+_SUPPLIER = {s.id: s for s in SUPPLIERS}
+
+
+def _contractor(index: int, name: str, siret: str | None, *, owner=DEMO_COMPANY, partners=(), active=True) -> dict:
+    return {"_id": ObjectId(f"64b000000000000000000{index:03d}"), "client": owner, "partners": list(partners),
+            "name": name, "siret": siret, "isActive": active}
+
+
+def demo_contractors() -> list[dict]:
+    moreau = _SUPPLIER["SUP-104"].siret
+    laurent = _SUPPLIER["SUP-105"].siret
+    return [
+        _contractor(1, "Plomberie Martin", _SUPPLIER["SUP-101"].siret),
+        _contractor(2, "Dubois Électricité", _SUPPLIER["SUP-102"].siret),
+        _contractor(3, "Serrurerie Lefèvre", _SUPPLIER["SUP-103"].siret),
+        # Same SIREN, another establishment: matched by SIREN.
+        _contractor(4, "Moreau Chauffage (agence Nord)", moreau[:9] + "00099"),
+        # Owned by another company, the demo company is a partner.
+        _contractor(5, "Nettoyage Pro IDF", _SUPPLIER["SUP-106"].siret, owner=PARTNER_OWNER_COMPANY,
+                    partners=[DEMO_COMPANY]),
+        # Inactive: never matched by SIREN alone.
+        _contractor(6, "Vitrerie Laurent (ancien compte)", laurent[:9] + "00077", active=False),
+    ]
+
+
+def demo_tickets() -> list[dict]:
+    return [{"_id": ObjectId(f"64c000000000000000000{n:03d}"), "client": DEMO_COMPANY, "number": number,
+             "contractor": None} for n, number in enumerate(DEMO_TICKET_NUMBERS, start=1)]
+
+
+def seed_platform(settings: Settings) -> None:
+    client = connect(settings.mongo_uri, "ingest-demo")
+    try:
+        db = client[settings.platform_db]
+        for name, documents in (("contractors", demo_contractors()), ("tickets", demo_tickets())):
+            db[name].bulk_write([UpdateOne({"_id": d["_id"]}, {"$set": d}, upsert=True) for d in documents])
+    finally:
+        client.close()
+
+
+def _request(method: str, url: str, *, attempts: int = 30, **kwargs) -> requests.Response:
+    """The services were just started: retry connection errors and 5xx for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            response = requests.request(method, url, timeout=10, **kwargs)
+            if response.status_code < 500:
+                return response
+        except requests.RequestException:
+            if attempt + 1 == attempts:
+                raise
+        time.sleep(0.5)
+    return response
+
+
+def ensure_connection(settings: Settings, user_token: str) -> dict:
+    """The demo company's active yooz connection, created when there is none."""
+    headers = {"Authorization": f"Bearer {user_token}"}
+    url = f"{settings.connections_url}/invoice-connections"
+    for _ in range(2):
+        listed = _request("GET", url, headers=headers)
+        listed.raise_for_status()
+        for connection in listed.json():
+            if connection["provider"] == "yooz" and connection["active"]:
+                return connection
+        created = _request("POST", url, headers=headers, json={
+            "provider": "yooz", "apiKey": DEMO_API_KEY, "webhookSecret": DEMO_WEBHOOK_SECRET, "active": True})
+        if created.status_code == 201:
+            return created.json()
+        if created.status_code != 409:  # 409: created meanwhile; list again
+            raise RuntimeError(f"creating the demo connection failed: HTTP {created.status_code} {created.text[:300]}")
+    raise RuntimeError("the demo connection could not be created")
+
+
+def point_simulator_webhooks(settings: Settings, connection_id: str) -> str | None:
+    target = f"{settings.webhooks_public_url}/webhooks/yooz/{connection_id}"
+    try:
+        response = _request("PATCH", f"{settings.yooz_base_url}/_admin/accounts/{DEMO_ACCOUNT}", attempts=5,
+                            json={"webhook_url": target})
+    except requests.RequestException:
+        response = None
+    if response is None or response.status_code != 200:
+        log.warning("YOOZ_BASE_URL is not the simulator; webhooks not configured")
+        return None
+    return target
+
+
+def main() -> int:
+    settings = load_settings(service_name="ingest-demo")
+    configure_logging("ingest-demo", settings.log_level)
+    seed_platform(settings)
+    user_token = mint_user_token(settings.jwt_secret, user_id=DEMO_USER, client=DEMO_COMPANY,
+                                 permissions=["accounting"], ttl_seconds=TOKEN_TTL_SECONDS)
+    public_token = mint_public_token(settings.jwt_secret, client=DEMO_COMPANY, ttl_seconds=TOKEN_TTL_SECONDS)
+    connection = ensure_connection(settings, user_token)
+    webhook_url = point_simulator_webhooks(settings, connection["id"])
+    print(f"""
+Demo company {DEMO_COMPANY}: yooz connection {connection['id']} (the poller ingests the simulator's demo invoices).
+Webhooks from the simulator go to {webhook_url or '(not configured)'}.
+
+  export PUBLIC_TOKEN={public_token}
+  export JARVIS_TOKEN={user_token}
+
+  curl -s '{settings.invoices_url}/api/v3.0/invoices?limit=5' -H "Authorization: Bearer $PUBLIC_TOKEN"
+  curl -s '{settings.invoices_url}/api/v3.0/invoices?association=linked' -H "Authorization: Bearer $PUBLIC_TOKEN"
+  curl -s {settings.connections_url}/invoice-connections -H "Authorization: Bearer $JARVIS_TOKEN"
+  curl -s {settings.invoices_url}/invoices -H "Authorization: Bearer $JARVIS_TOKEN"
+  .venv/bin/python -m ingest_worker.yooz_sim.cli add-invoice --field order_reference={DEMO_TICKET_NUMBERS[2]}
+""")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
