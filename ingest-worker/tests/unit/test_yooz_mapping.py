@@ -156,3 +156,18 @@ def test_the_canonical_gate_refuses_extra_or_missing_keys(adapter, yooz_document
     del invoice["raw"]
     with pytest.raises(InvalidInvoice):
         canonical.validate(invoice)
+
+
+def test_nan_and_infinity_in_a_payload_are_rejected_not_crashing(adapter, yooz_document):
+    from ingest_worker.providers.yooz import _json
+
+    body = json.dumps(yooz_document()).replace('"200.00"', "NaN").encode()
+    document = _json(body)
+    with pytest.raises(InvalidInvoice):
+        adapter.to_canonical(document)
+    assert canonical.plain_json(document)["total_tax"] == "NaN"
+
+
+def test_an_oversized_invoice_is_rejected(adapter, yooz_document):
+    with pytest.raises(InvalidInvoice, match="larger"):
+        adapter.to_canonical(yooz_document(notes="x" * (canonical.MAX_INVOICE_BYTES + 1)))
