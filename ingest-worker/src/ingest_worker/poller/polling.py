@@ -80,7 +80,7 @@ class Poll:
         provider = connection.get("provider", "unknown")
         context = {"connection": connection["id"], "client": connection.get("client"), "provider": provider,
                    "fence": connection["fence"]}
-        outcome, error = "success", None
+        outcome, error, error_kind = "success", None, None
         try:
             adapter = self.adapters.get(provider)
             if adapter is None:
@@ -111,13 +111,13 @@ class Poll:
             outcome = "released"
             self._release(connection, context)
         except ProviderError as exc:
-            outcome, error = "failure", exc
+            outcome, error, error_kind = "failure", exc, exc.kind
             self._report_failure(connection, context, exc.kind, str(exc), exc.retry_after_seconds, stats, checkpoint)
         except (InvalidBatch, UpstreamError, _Internal) as exc:
-            outcome, error = "failure", exc
+            outcome, error, error_kind = "failure", exc, "internal"
             self._report_failure(connection, context, "internal", str(exc), None, stats, checkpoint)
         except Exception as exc:
-            outcome, error = "failure", exc
+            outcome, error, error_kind = "failure", exc, "internal"
             log.exception("poll crashed", extra=context)
             self._report_failure(connection, context, "internal", "unexpected worker error", None, stats, checkpoint)
         duration = time.monotonic() - started
@@ -125,7 +125,7 @@ class Poll:
         POLL_DURATION.labels(provider, outcome).observe(duration)
         log.log(logging.WARNING if error else logging.INFO, "poll finished", extra={
             **context, "outcome": outcome, "stats": stats.as_dict(), "duration_ms": round(duration * 1000),
-            **({"error": str(error), "error_type": type(error).__name__} if error else {}),
+            **({"error_kind": error_kind, "error": str(error)} if error else {}),
         })
         if outcome == "success":
             self._reconcile(connection, context)
