@@ -54,7 +54,6 @@ def main() -> None:
     processor_thread = None
     if settings.process_webhooks_in_poller:
         store = EventStore(mongo[settings.ingest_db], settings.webhook_event_retention_seconds)
-        store.ensure_indexes()
         processor = EventProcessor(store, connections, invoices, adapters, owner=f"{settings.worker_id}:poller",
                                    max_attempts=settings.webhook_max_attempts,
                                    backoff_cap=settings.poll_interval_seconds)

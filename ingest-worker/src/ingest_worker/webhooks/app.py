@@ -7,11 +7,13 @@ webhook's invoice is published within moments of the 202.
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from bobdesk_shared.logs import configure_logging
 from bobdesk_shared.mongo import connect, ping
 from bobdesk_shared.web import create_app as create_web_app
+from pymongo.errors import PyMongoError
 
 from ..config import Settings, load_settings
 from ..providers import build_adapters
@@ -20,6 +22,8 @@ from .events import EventStore
 from .processor import EventProcessor
 from .services import Receiver
 from .views import blp
+
+log = logging.getLogger(__name__)
 
 SERVICE = "ingest-webhooks"
 MAX_BODY_BYTES = 64 << 10  # events are a few hundred bytes
@@ -30,7 +34,11 @@ def create_app(settings: Settings | None = None):
     configure_logging(SERVICE, settings.log_level)
     mongo = connect(settings.mongo_uri, SERVICE)
     store = EventStore(mongo[settings.ingest_db], settings.webhook_event_retention_seconds)
-    store.ensure_indexes()
+    try:
+        store.ensure_indexes()
+    except PyMongoError:
+        # Start anyway: /readyz says 503 and the first write creates them.
+        log.warning("INGEST_DB unreachable at start; indexes deferred")
     connections, invoices = build_clients(settings)
     adapters = build_adapters(settings)
     processor = EventProcessor(store, connections, invoices, adapters, owner=f"{settings.worker_id}:webhooks",

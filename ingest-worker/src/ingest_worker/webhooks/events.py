@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import threading
 
 from bobdesk_shared.mongo import ensure_indexes
 from bobdesk_shared.timeutil import utcnow
@@ -29,8 +30,19 @@ class EventStore:
     def __init__(self, db: Database, retention_seconds: int):
         self.events = db["webhook_events"]
         self.retention = dt.timedelta(seconds=retention_seconds)
+        self._indexed = False
+        self._lock = threading.Lock()
 
     def ensure_indexes(self) -> None:
+        """Create the indexes once per process (before the first write: the replay guard needs the unique one)."""
+        if self._indexed:
+            return
+        with self._lock:
+            if not self._indexed:
+                self._create_indexes()
+                self._indexed = True
+
+    def _create_indexes(self) -> None:
         ensure_indexes(self.events, [
             IndexModel([("provider", ASCENDING), ("connection", ASCENDING), ("event_id", ASCENDING)],
                        unique=True, name="event_once"),
@@ -40,6 +52,7 @@ class EventStore:
 
     def record(self, provider: str, connection_id: str, event: WebhookEvent) -> bool:
         """Store a verified event as pending; False when this event id was already recorded."""
+        self.ensure_indexes()
         now = utcnow()
         try:
             self.events.insert_one({
@@ -53,6 +66,7 @@ class EventStore:
 
     def claim(self, owner: str, lease_seconds: float) -> dict | None:
         """The most overdue pending event, leased to `owner` (its `claim` token guards later updates)."""
+        self.ensure_indexes()
         now = utcnow()
         return self.events.find_one_and_update(
             {"status": PENDING, "next_attempt_at": {"$lte": now}},

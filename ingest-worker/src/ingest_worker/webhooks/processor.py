@@ -21,6 +21,7 @@ import random
 import threading
 
 from bobdesk_shared.logs import register_secret
+from pymongo.errors import PyMongoError
 
 from ..ingestion import map_documents
 from ..metrics import WEBHOOKS_PROCESSED, count_outcomes
@@ -54,6 +55,9 @@ class EventProcessor:
         while not stop.is_set():
             try:
                 worked = self.process_one(stop)
+            except PyMongoError as exc:
+                log.warning("INGEST_DB unavailable to the webhook processor", extra={"error": str(exc)[:200]})
+                worked = False
             except Exception:
                 log.exception("webhook processor error")
                 worked = False

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from bobdesk_shared.errors import ApiError, BadRequest, Conflict, NotFound, ServiceUnavailable, Unauthorized
 from bobdesk_shared.logs import register_secret
 from bobdesk_shared.timeutil import parse_object_id
+from pymongo.errors import PyMongoError
 
 from ..metrics import WEBHOOKS_RECEIVED
 from ..providers.base import ProviderAdapter, WebhookRejected
@@ -77,7 +78,12 @@ class Receiver:
         if event.type not in HANDLED_TYPES:
             log.info("webhook event type ignored", extra=context)
             return Receipt(200, {"status": "ignored", "event_id": event.id})
-        if not self.store.record(provider, connection_id, event):
+        try:
+            recorded = self.store.record(provider, connection_id, event)
+        except PyMongoError:
+            log.exception("could not record a webhook event", extra=context)
+            raise ServiceUnavailable("The event could not be recorded; retry later.") from None
+        if not recorded:
             log.info("webhook event replayed; acknowledged, nothing changed", extra=context)
             return Receipt(200, {"status": "duplicate", "event_id": event.id})
         log.info("webhook event accepted", extra=context)
