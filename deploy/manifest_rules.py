@@ -192,7 +192,7 @@ def check(resources: Iterable[dict], *, production: bool, schemas: bool = True,
     """Every violation of the rules (`only`: a subset by name; `schemas=False` skips the slow one)."""
     manifests = Manifests(resources, production=production)
     names = list(only) if only is not None else [n for n in RULES if schemas or n != "schema"]
-    return [violation for name in names for violation in RULES[name](manifests)]
+    return list(dict.fromkeys(violation for name in names for violation in RULES[name](manifests)))
 
 
 # ---------------------------------------------------------------- schema
@@ -576,7 +576,7 @@ def ingress_rule(m: Manifests) -> Iterator[Violation]:
                     yield Violation("ingress", where,
                                     f"{value} must go to {PUBLIC_ROUTES[value.rstrip('/')]}, not {backend.get('name')}")
                 elif not service_port_ok(m, backend["name"], backend.get("port") or {}):
-                    yield Violation("ingress", where, f"{value}: backend port is not a port of {backend['name']}")
+                    yield Violation("ingress", where, f"{value}: no Service {backend['name']} with that port")
                 else:
                     routed.add(value.rstrip("/"))
     for missing in sorted(set(PUBLIC_ROUTES) - routed):
@@ -709,8 +709,7 @@ def our_pods(m: Manifests) -> list[Pod]:
         for container in pod_spec(resource).get("containers") or []:
             ports.update(port_numbers(container))
         labels = pod_metadata(resource).get("labels") or {}
-        pods.append(Pod(labels.get(NAME_LABEL) or resource["metadata"]["name"], namespace, labels,
-                        m.namespace_labels(namespace), ports))
+        pods.append(Pod(resource["metadata"]["name"], namespace, labels, m.namespace_labels(namespace), ports))
     return pods
 
 
@@ -772,11 +771,13 @@ def network_rule(m: Manifests) -> Iterator[Violation]:
             for source in pods + strangers:
                 if source is destination:
                     continue
-                allowed = reachable(policies, source, destination, port)
                 expected = source in pods and source.name in CALLERS[destination.name]
-                if allowed and not expected:
-                    yield Violation("network", f"{destination.name}:{port}", f"reachable from {source.name}")
-                elif expected and not allowed:
+                # The destination's own policy must refuse the others, whatever their egress
+                # policies say (a pod added later may have looser ones).
+                let_in = permitted(policies, "Ingress", destination, source, port, destination)
+                if let_in and not expected:
+                    yield Violation("network", f"{destination.name}:{port}", f"lets in {source.name}")
+                elif expected and not reachable(policies, source, destination, port):
                     yield Violation("network", f"{destination.name}:{port}", f"{source.name} needs to reach it")
 
     databases = mongo_destinations(m, namespace)
