@@ -23,3 +23,4 @@ def test_seeding_is_idempotent_and_matches_the_simulator(test_env, mongo_client)
     assert all(t["client"] == demo.DEMO_COMPANY for t in tickets)
     quoted = {i["order_reference"] for i in demo_data.demo_invoices(demo_data.dt.datetime.now(demo_data.dt.UTC))}
     assert quoted & {t["number"] for t in tickets}
+
