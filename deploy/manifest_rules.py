@@ -35,10 +35,14 @@ SKIP_SCHEMA_KINDS: frozenset[str] = frozenset()
 PART_OF = ("app.kubernetes.io/part-of", "bobdesk")
 NAME_LABEL = "app.kubernetes.io/name"
 
-# The long-running components: Deployment name -> (entry point command, port, is HTTP).
+# The HTTP components (Deployment and Service name -> port) and the poller (no Service;
+# /metrics, /healthz, /readyz on WORKER_METRICS_PORT 8004).
 HTTP_COMPONENTS = {"connections-service": 8001, "invoices-service": 8002, "ingest-webhooks": 8003}
 POLLER = "ingest-poller"
 POLLER_PORT = 8004
+# The variable each Deployment's process listens on.
+PORT_VARIABLES = {**dict.fromkeys(HTTP_COMPONENTS, "PORT"), POLLER: "WORKER_METRICS_PORT"}
+# Each Deployment -> the image command it runs (`bobdesk <command>`).
 COMMANDS = {
     "connections-service": "connections-service",
     "invoices-service": "invoices-service",
@@ -257,6 +261,14 @@ def workloads_rule(m: Manifests) -> Iterator[Violation]:
             if (container.get("args") or [None])[0] != command:
                 yield Violation("workloads", name_of(resource),
                                 f"container {container.get('name')} must run `bobdesk {command}`")
+    for name, variable in PORT_VARIABLES.items():
+        deployment = m.get("Deployment", name)
+        expected_port = HTTP_COMPONENTS.get(name, POLLER_PORT)
+        for container in (pod_spec(deployment).get("containers") or []) if deployment else []:
+            env = {e["name"]: e.get("value") for e in container.get("env") or []}
+            if env.get(variable) != str(expected_port) or expected_port not in port_numbers(container).values():
+                yield Violation("workloads", name_of(deployment),
+                                f"must listen on {variable}={expected_port} and declare that containerPort")
     for resource in m.workloads():
         for container in containers(pod_spec(resource)):
             args = container.get("args") or []
