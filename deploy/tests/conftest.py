@@ -1,15 +1,22 @@
-"""deploy/ tests: the rules module lives next to the manifests (deploy/manifest_rules.py)."""
+"""deploy/ tests: the rules module lives next to the manifests (deploy/manifest_rules.py).
 
+It is loaded by path and registered as `manifest_rules` (deploy/ holds folders such as
+`base` and `tests` that must not shadow anything on sys.path)."""
+
+import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
-DEPLOY_DIR = Path(__file__).resolve().parent.parent
-if str(DEPLOY_DIR) not in sys.path:
-    sys.path.insert(0, str(DEPLOY_DIR))
+RULES_PATH = Path(__file__).resolve().parent.parent / "manifest_rules.py"
+if "manifest_rules" not in sys.modules:
+    spec = importlib.util.spec_from_file_location("manifest_rules", RULES_PATH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["manifest_rules"] = module
+    spec.loader.exec_module(module)
 
-import manifest_rules  # noqa: E402
+manifest_rules = sys.modules["manifest_rules"]
 
 
 @pytest.fixture(scope="session")
