@@ -1,1 +1,1 @@
-"""Placeholder until the component lands."""
+"""invoices-service: owns the invoices (canonical model, matching, public and jarvis APIs)."""

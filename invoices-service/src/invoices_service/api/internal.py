@@ -1,0 +1,40 @@
+"""Internal endpoints (docs/internal-api.md), service token only."""
+
+from __future__ import annotations
+
+from bobdesk_shared.auth import BEARER_SECURITY, require_service
+from bobdesk_shared.web import Blueprint
+from flask.views import MethodView
+
+from ..schemas import BatchResultSchema, BatchSchema, ReconcileResultSchema, ReconcileSchema
+from . import service
+
+blp = Blueprint("internal_invoices", __name__, url_prefix="/internal/invoices",
+                description="Ingestion and reconciliation, for the ingest worker only.")
+
+
+@blp.before_request
+def authenticate():
+    """Authentication first, so a caller without a valid token learns nothing from a 400."""
+    require_service()
+
+
+
+@blp.route("/batch")
+class Batch(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(BatchSchema)
+    @blp.response(200, BatchResultSchema)
+    def post(self, body):
+        """Store a batch of canonical invoices of one connection (idempotent), after authorize-ingest."""
+        return service().ingest(body["connection"], body["fence"], body["invoices"], body["cancellations"])
+
+
+@blp.route("/reconcile")
+class Reconcile(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(ReconcileSchema)
+    @blp.response(200, ReconcileResultSchema)
+    def post(self, body):
+        """Re-match suppliers and automatic ticket links of a company against PLATFORM_DB."""
+        return service().reconcile(body["client"])

@@ -1,0 +1,52 @@
+"""`gunicorn -c python:bobdesk_shared.gunicorn_conf 'invoices_service.app:create_app()'` (make run-invoices)."""
+
+from __future__ import annotations
+
+import logging
+
+from bobdesk_shared.auth import ServiceTokenSource
+from bobdesk_shared.logs import configure_logging
+from bobdesk_shared.mongo import connect, ping
+from bobdesk_shared.service_client import ServiceClient
+from bobdesk_shared.web import create_app as create_web_app
+from pymongo.errors import PyMongoError
+
+from .api import internal, jarvis, public
+from .config import SERVICE_NAME, Settings, load_settings
+from .connections import HttpIngestAuthorizer, IngestAuthorizer
+from .repository import InvoiceRepository, PlatformRepository
+from .services import InvoiceService
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = (5 << 20) + (64 << 10)  # a 5 MiB batch of invoices and its envelope
+
+DESCRIPTION = """Invoices ingested from accounting providers (CONTRACTS sections 3, 4, 6 and 7).
+
+- `/api/v3.0/invoices`: the public API (Bearer public token, scope `invoices:read`).
+- `/invoices`: jarvis (user token with the `accounting` permission), including manual ticket links.
+- `/internal/invoices`: batch ingestion and reconciliation (service token).
+
+Amounts are exact JSON numbers; dates are ISO-8601 UTC with milliseconds."""
+
+
+def create_app(settings: Settings | None = None, authorizer: IngestAuthorizer | None = None):
+    settings = settings or load_settings()
+    configure_logging(SERVICE_NAME, settings.log_level)
+    mongo = connect(settings.mongo_uri, SERVICE_NAME)
+    invoices = InvoiceRepository(mongo[settings.invoices_db])
+    try:
+        invoices.ensure_indexes()
+    except PyMongoError:
+        # Start anyway (/readyz answers 503); the indexes are ensured again at the next start.
+        log.warning("INVOICES_DB unreachable at start; indexes not ensured")
+    if authorizer is None:
+        tokens = ServiceTokenSource(settings.service_jwt_secret, SERVICE_NAME)
+        authorizer = HttpIngestAuthorizer(ServiceClient(settings.connections_url, tokens))
+    service = InvoiceService(invoices, PlatformRepository(mongo[settings.platform_db]), authorizer)
+    app, _ = create_web_app(
+        settings, title="Bob! Desk invoices", description=DESCRIPTION, max_body_bytes=MAX_BODY_BYTES,
+        blueprints=[public.blp, jarvis.blp, internal.blp], ready_checks={"invoices_db": lambda: ping(mongo)},
+    )
+    app.extensions["invoice_service"] = service
+    return app

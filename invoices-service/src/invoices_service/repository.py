@@ -1,0 +1,210 @@
+"""pymongo access: the invoices collection (INVOICES_DB), the platform's contractors and tickets
+(PLATFORM_DB, read only), and the per-company reconciliation fingerprints.
+
+Indexes of `invoices` and the requests each one serves (see also README "Indexes"); every one
+starts with `client` because every request is scoped to one company:
+
+- `client_id` (client, _id): the default list; keyset pagination (`_id > cursor`);
+  `created_after`/`created_before` (ids are minted with the creation second, so a created_at
+  range is also an `_id` range) and `provider` (a company has one or two providers: a residual
+  filter on this range).
+- `client_platform_id_provider` (client, invoice_platform_id, provider), unique: idempotent
+  ingestion (lookup by `$in`, no duplicate under concurrent batches) and `invoice_platform_id=`.
+- `client_state_id` (client, state, _id): `association=unmatched|linked`, sorted by `_id`.
+- `client_number_id` (client, number, _id): `number=`.
+- `client_supplier_siret_id` (client, supplier.siret, _id): `supplier_siret=`; reconcile's
+  distinct SIRETs.
+- `client_issue_date` (client, issue_date): `issued_after`/`issued_before`.
+- `client_updated_at` (client, updated_at): `updated_after`/`updated_before`.
+- `client_unmatched_reference` (client, order_reference), partial on unmatched automatic
+  invoices: reconcile's distinct unlinked references (bounded by them, not by invoice count).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+import struct
+
+from bobdesk_shared.mongo import ensure_indexes
+from bson import ObjectId
+from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateMany, UpdateOne
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError
+
+from .domain import LINKED, PUBLIC_PROJECTION, UNMATCHED, Contractor, Ticket
+
+DUPLICATE_KEY = 11000
+
+INDEXES = [
+    IndexModel([("client", ASCENDING), ("_id", ASCENDING)], name="client_id"),
+    IndexModel([("client", ASCENDING), ("invoice_platform_id", ASCENDING), ("provider", ASCENDING)],
+               name="client_platform_id_provider", unique=True),
+    IndexModel([("client", ASCENDING), ("state", ASCENDING), ("_id", ASCENDING)], name="client_state_id"),
+    IndexModel([("client", ASCENDING), ("number", ASCENDING), ("_id", ASCENDING)], name="client_number_id"),
+    IndexModel([("client", ASCENDING), ("supplier.siret", ASCENDING), ("_id", ASCENDING)],
+               name="client_supplier_siret_id"),
+    IndexModel([("client", ASCENDING), ("issue_date", ASCENDING)], name="client_issue_date"),
+    IndexModel([("client", ASCENDING), ("updated_at", ASCENDING)], name="client_updated_at"),
+    IndexModel([("client", ASCENDING), ("order_reference", ASCENDING)], name="client_unmatched_reference",
+               partialFilterExpression={"state": UNMATCHED, "manual_link": False,
+                                        "order_reference": {"$type": "string"}}),
+]
+
+# What ingestion compares to decide created/updated/unchanged (never the raw payload or lines).
+INGEST_PROJECTION = {
+    "invoice_platform_id": 1, "rev": 1, "content_hash": 1, "connection": 1, "supplier_id": 1, "ticket_id": 1,
+    "state": 1, "manual_link": 1, "deleted": 1, "number": 1, "issue_date": 1, "due_date": 1, "currency": 1,
+    "amounts": 1, "supplier.name": 1, "supplier.siret": 1,
+}
+
+
+def mint_id(created_at: dt.datetime) -> ObjectId:
+    """A fresh ObjectId whose timestamp is `created_at`'s second, so created_at ranges are _id ranges."""
+    return ObjectId(struct.pack(">I", int(created_at.timestamp())) + ObjectId().binary[4:])
+
+
+def id_floor(at: dt.datetime) -> ObjectId:
+    """The smallest id minted at `at`'s second or later."""
+    return ObjectId.from_datetime(at.replace(microsecond=0))
+
+
+@dataclasses.dataclass
+class BulkOutcome:
+    upserted: dict[int, ObjectId]
+    duplicate_indexes: set[int]
+    matched: int
+    modified: int
+
+
+class InvoiceRepository:
+    def __init__(self, db: Database):
+        self.invoices = db["invoices"]
+        self.reconcile_state = db["reconcile_state"]
+
+    def ensure_indexes(self) -> None:
+        ensure_indexes(self.invoices, INDEXES)
+
+    # --- ingestion ---------------------------------------------------------------------------
+
+    def find_for_ingest(self, client: ObjectId, provider: str, platform_ids: list[str]) -> dict[str, dict]:
+        cursor = self.invoices.find(
+            {"client": client, "invoice_platform_id": {"$in": platform_ids}, "provider": provider},
+            INGEST_PROJECTION, batch_size=len(platform_ids) + 1,
+        )
+        return {doc["invoice_platform_id"]: doc for doc in cursor}
+
+    def apply(self, operations: list[UpdateOne]) -> BulkOutcome:
+        """One `update` command; duplicate-key failures of upserts are reported, not raised."""
+        try:
+            result = self.invoices.bulk_write(operations, ordered=False).bulk_api_result
+            duplicates: set[int] = set()
+        except BulkWriteError as exc:
+            result = exc.details
+            errors = result.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            duplicates = {error["index"] for error in errors}
+        return BulkOutcome(
+            upserted={entry["index"]: entry["_id"] for entry in result.get("upserted", [])},
+            duplicate_indexes=duplicates, matched=result.get("nMatched", 0), modified=result.get("nModified", 0),
+        )
+
+    def revisions(self, ids: list[ObjectId]) -> dict[ObjectId, str]:
+        cursor = self.invoices.find({"_id": {"$in": ids}}, {"rev": 1}, batch_size=len(ids) + 1)
+        return {doc["_id"]: doc.get("rev") for doc in cursor}
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def list_page(self, query: dict, limit: int) -> list[dict]:
+        """One `find`: sorted by _id, the whole page in the first batch (no getMore, no count)."""
+        return list(self.invoices.find(query, PUBLIC_PROJECTION, sort=[("_id", ASCENDING)], limit=limit,
+                                       batch_size=limit))
+
+    def get(self, client: ObjectId, invoice_id: ObjectId, projection: dict | None = None) -> dict | None:
+        return self.invoices.find_one({"_id": invoice_id, "client": client}, projection or PUBLIC_PROJECTION)
+
+    def update_if_unchanged(self, client: ObjectId, invoice_id: ObjectId, rev: str, changes: dict) -> dict | None:
+        """Apply `changes` unless the invoice changed since it was read (then None)."""
+        return self.invoices.find_one_and_update(
+            {"_id": invoice_id, "client": client, "rev": rev}, {"$set": changes},
+            projection=PUBLIC_PROJECTION, return_document=ReturnDocument.AFTER,
+        )
+
+    # --- reconciliation ---------------------------------------------------------------------
+
+    def distinct_valid_sirets(self, client: ObjectId) -> list[str]:
+        return self.invoices.distinct("supplier.siret", {"client": client, "supplier.siren": {"$ne": None}})
+
+    def rematch_suppliers(self, client: ObjectId, wanted: dict[str, ObjectId | None], changes: dict) -> int:
+        """Set each SIRET's supplier where it differs; an automatic link made under the old supplier
+        is undone first (the link phase makes it again if the ticket still allows it)."""
+        operations = []
+        for siret, supplier_id in wanted.items():
+            stale = {"client": client, "supplier.siret": siret, "supplier_id": {"$ne": supplier_id}}
+            operations.append(UpdateMany({**stale, "state": LINKED, "manual_link": False}, {"$set": {
+                **changes, "supplier_id": supplier_id, "ticket_id": None, "state": UNMATCHED}}))
+            operations.append(UpdateMany(stale, {"$set": {**changes, "supplier_id": supplier_id}}))
+        if not operations:
+            return 0
+        return self.invoices.bulk_write(operations, ordered=True).modified_count
+
+    def unlinked_references(self, client: ObjectId) -> list[str]:
+        return self.invoices.distinct("order_reference", {
+            "client": client, "state": UNMATCHED, "manual_link": False, "order_reference": {"$type": "string"}})
+
+    def link_references(self, client: ObjectId, tickets: dict[str, Ticket], changes: dict) -> int:
+        operations = []
+        for reference, ticket in tickets.items():
+            query = {"client": client, "order_reference": reference, "state": UNMATCHED, "manual_link": False}
+            if ticket.contractor is not None:
+                query["supplier_id"] = ticket.contractor
+            operations.append(UpdateMany(query, {"$set": {**changes, "ticket_id": ticket.id, "state": LINKED}}))
+        if not operations:
+            return 0
+        return self.invoices.bulk_write(operations, ordered=False).modified_count
+
+    def fingerprints(self, client: ObjectId) -> dict:
+        return self.reconcile_state.find_one({"_id": client}) or {}
+
+    def save_fingerprints(self, client: ObjectId, contractors: str, tickets: str, at: dt.datetime) -> None:
+        self.reconcile_state.update_one({"_id": client}, {"$set": {
+            "contractors": contractors, "tickets": tickets, "reconciled_at": at}}, upsert=True)
+
+
+class PlatformRepository:
+    """PLATFORM_DB, owned by the Bob! Desk core: read only."""
+
+    def __init__(self, db: Database):
+        self.contractors = db["contractors"]
+        self.tickets = db["tickets"]
+
+    @staticmethod
+    def _of_company(client: ObjectId) -> dict:
+        return {"$or": [{"client": client}, {"partners": client}]}
+
+    @staticmethod
+    def _contractor(doc: dict) -> Contractor:
+        siret = doc.get("siret")
+        return Contractor(doc["_id"], siret if isinstance(siret, str) else None, doc.get("isActive") is True)
+
+    def contractors_for_sirens(self, client: ObjectId, sirens: set[str]) -> list[Contractor]:
+        """The company's contractors (owned or partner) whose SIRET starts with one of `sirens`."""
+        prefixes = [re.compile("^" + siren) for siren in sorted(sirens)]
+        query = {**self._of_company(client), "siret": {"$in": prefixes}}
+        cursor = self.contractors.find(query, {"siret": 1, "isActive": 1}, batch_size=10_000)
+        return [self._contractor(doc) for doc in cursor]
+
+    def contractors_of(self, client: ObjectId) -> list[Contractor]:
+        cursor = self.contractors.find(self._of_company(client), {"siret": 1, "isActive": 1}, batch_size=10_000)
+        return [self._contractor(doc) for doc in cursor]
+
+    def tickets_by_numbers(self, client: ObjectId, numbers: set[str] | list[str]) -> list[Ticket]:
+        cursor = self.tickets.find({"client": client, "number": {"$in": sorted(numbers)}},
+                                   {"number": 1, "contractor": 1}, batch_size=len(numbers) + 1)
+        return [Ticket(doc["_id"], doc["number"], doc.get("contractor")) for doc in cursor]
+
+    def ticket(self, client: ObjectId, ticket_id: ObjectId) -> Ticket | None:
+        doc = self.tickets.find_one({"_id": ticket_id, "client": client}, {"number": 1, "contractor": 1})
+        return None if doc is None else Ticket(doc["_id"], doc.get("number", ""), doc.get("contractor"))

@@ -1,0 +1,314 @@
+"""Use cases: ingest a batch, reconcile a company, list/read invoices, link and unlink by hand.
+
+Ingestion costs a constant number of database commands per batch, whatever its size: one find of
+the batch's existing invoices (`$in`), one read of the contractors of its SIRENs, one read of the
+tickets of its order references, and one `update` command holding every write (new invoices are
+upserts on the unique (client, invoice_platform_id, provider) key). A write that loses a race
+(another batch inserted the same invoice, or changed it since it was read: the `rev` token
+differs) is planned again from a fresh read; that only happens under contention.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+
+from bobdesk_shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from bobdesk_shared.timeutil import parse_object_id, utcnow
+from bson import ObjectId
+from pymongo import UpdateOne
+
+from .connections import IngestAuthorizer, IngestGrant
+from .domain import (
+    CANCELLED,
+    CanonicalInvoice,
+    NotCanonical,
+    automatic_ticket,
+    contractors_fingerprint,
+    decide_link,
+    index_tickets,
+    match_supplier,
+    parse_canonical,
+    state_of,
+    tickets_fingerprint,
+    visible_changes,
+)
+from .repository import InvoiceRepository, PlatformRepository, id_floor, mint_id
+
+MAX_ATTEMPTS = 5
+# Compared with the stored invoice to tell "unchanged" from "updated" (content_hash covers the
+# provider data; the rest is what matching and cancellations derive from it).
+DERIVED_FIELDS = ("connection", "content_hash", "supplier_id", "ticket_id", "state", "deleted")
+
+
+@dataclasses.dataclass(frozen=True)
+class ListFilters:
+    """The seed's list parameters, parsed. Time bounds are half-open: after <= t < before."""
+
+    state: str | None = None
+    provider: str | None = None
+    supplier_siret: str | None = None
+    number: str | None = None
+    invoice_platform_id: str | None = None
+    issued_after: dt.datetime | None = None
+    issued_before: dt.datetime | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    updated_after: dt.datetime | None = None
+    updated_before: dt.datetime | None = None
+    cursor: ObjectId | None = None
+    limit: int = 50
+
+
+def _range(low: dt.datetime | None, high: dt.datetime | None) -> dict:
+    bounds = {}
+    if low is not None:
+        bounds["$gte"] = low
+    if high is not None:
+        bounds["$lt"] = high
+    return bounds
+
+
+def list_query(client: ObjectId, filters: ListFilters) -> dict:
+    """The one indexed query of a list page (keyset: `_id > cursor`)."""
+    query: dict = {"client": client}
+    for field, value in (("state", filters.state), ("provider", filters.provider),
+                         ("supplier.siret", filters.supplier_siret), ("number", filters.number),
+                         ("invoice_platform_id", filters.invoice_platform_id)):
+        if value is not None:
+            query[field] = value
+    for field, low, high in (("issue_date", filters.issued_after, filters.issued_before),
+                             ("created_at", filters.created_after, filters.created_before),
+                             ("updated_at", filters.updated_after, filters.updated_before)):
+        bounds = _range(low, high)
+        if bounds:
+            query[field] = bounds
+    ids: dict = {}
+    if filters.cursor is not None:
+        ids["$gt"] = filters.cursor
+    # Ids carry their creation second (repository.mint_id): a created_at range narrows the _id range.
+    if filters.created_after is not None:
+        floor = id_floor(filters.created_after)
+        if filters.cursor is None or floor > filters.cursor:
+            ids = {"$gte": floor}
+    if filters.created_before is not None:
+        ids["$lt"] = id_floor(filters.created_before + dt.timedelta(seconds=1))
+    if ids:
+        query["_id"] = ids
+    return query
+
+
+@dataclasses.dataclass
+class _Plan:
+    key: str
+    outcome: str
+    id: ObjectId | None = None
+    operation: UpdateOne | None = None
+    rev: str | None = None
+    insert: bool = False
+
+
+class InvoiceService:
+    def __init__(self, invoices: InvoiceRepository, platform: PlatformRepository, authorizer: IngestAuthorizer,
+                 clock: Callable[[], dt.datetime] = utcnow):
+        self.invoices = invoices
+        self.platform = platform
+        self.authorizer = authorizer
+        self.clock = clock
+
+    # --- ingestion --------------------------------------------------------------------------
+
+    def ingest(self, connection_id: str, fence: int | None, raw_invoices: list, cancellations: list[dict]) -> dict:
+        invoices = self._parse(raw_invoices)
+        grant = self.authorizer.authorize(connection_id, fence)
+        latest = {invoice.invoice_platform_id: invoice for invoice in invoices}
+        cancel_at = {entry["invoice_platform_id"]: entry["at"] for entry in cancellations}
+        keys = list(dict.fromkeys([*latest, *cancel_at]))
+        summary = {"created": 0, "updated": 0, "unchanged": 0, "cancelled": 0, "results": []}
+        if not keys:
+            return summary
+
+        sirens = {invoice.content["supplier"]["siren"] for invoice in latest.values()} - {None}
+        contractors = self.platform.contractors_for_sirens(grant.client, sirens) if sirens else []
+        references = {invoice.order_reference for invoice in latest.values()} - {None}
+        tickets = index_tickets(self.platform.tickets_by_numbers(grant.client, references)) if references else {}
+
+        done: dict[str, _Plan] = {}
+        pending = keys
+        for _attempt in range(MAX_ATTEMPTS):
+            now = self.clock()
+            existing = self.invoices.find_for_ingest(grant.client, grant.provider, pending)
+            plans = [self._plan(key, latest.get(key), cancel_at.get(key), existing.get(key), grant, contractors,
+                                tickets, now) for key in pending]
+            writes = [plan for plan in plans if plan.operation is not None]
+            losers = self._write(writes) if writes else set()
+            done.update((plan.key, plan) for plan in plans if plan.key not in losers)
+            pending = [key for key in pending if key in losers]
+            if not pending:
+                break
+        else:
+            raise ServiceUnavailable("Concurrent updates of the same invoices; retry the batch.", code="contention")
+
+        for key in keys:
+            plan = done[key]
+            if plan.outcome in summary:
+                summary[plan.outcome] += 1
+            summary["results"].append({"invoice_platform_id": key, "id": str(plan.id) if plan.id else None,
+                                       "outcome": plan.outcome})
+        return summary
+
+    @staticmethod
+    def _parse(raw_invoices: list) -> list[CanonicalInvoice]:
+        parsed, errors = [], {}
+        for index, raw in enumerate(raw_invoices):
+            try:
+                parsed.append(parse_canonical(raw))
+            except NotCanonical as exc:
+                errors[str(index)] = exc.messages
+        if errors:
+            raise ValidationFailed("Some invoices are not canonical.", details={"invoices": errors})
+        return parsed
+
+    def _plan(self, key: str, invoice: CanonicalInvoice | None, cancel_at: dt.datetime | None,
+              existing: dict | None, grant: IngestGrant, contractors, tickets, now: dt.datetime) -> _Plan:
+        rev = str(ObjectId())
+        if invoice is None:
+            return self._plan_cancellation(key, cancel_at, existing, rev, now)
+        already_deleted = bool(existing and existing.get("deleted"))
+        deleted = already_deleted or cancel_at is not None
+        cancelled = invoice.cancelled or deleted
+        supplier_id = match_supplier(invoice.supplier_siret, contractors)
+        ticket_id, state = decide_link(
+            cancelled=cancelled, manual=bool(existing and existing.get("manual_link")),
+            current_ticket=existing.get("ticket_id") if existing else None,
+            automatic=automatic_ticket(invoice.order_reference, supplier_id, tickets))
+        derived = {"connection": grant.connection, "content_hash": invoice.content_hash, "supplier_id": supplier_id,
+                   "ticket_id": ticket_id, "state": state, "deleted": deleted}
+        if cancel_at is not None and not already_deleted:
+            derived["cancelled_at"] = cancel_at
+        if existing is None:
+            invoice_id = mint_id(now)
+            document = {"_id": invoice_id, "client": grant.client, "provider": grant.provider, **invoice.content,
+                        **derived, "manual_link": False, "rev": rev, "created_at": now, "updated_at": now}
+            operation = UpdateOne(
+                {"client": grant.client, "invoice_platform_id": key, "provider": grant.provider},
+                {"$setOnInsert": document}, upsert=True)
+            return _Plan(key, "created", invoice_id, operation, rev, insert=True)
+        if all(existing.get(name) == derived[name] for name in DERIVED_FIELDS):
+            return _Plan(key, "unchanged", existing["_id"])
+        changes = {**invoice.content, **derived, "rev": rev}
+        if visible_changes(existing, changes):
+            changes["updated_at"] = now
+        operation = UpdateOne({"_id": existing["_id"], "rev": existing.get("rev")}, {"$set": changes})
+        outcome = "cancelled" if cancel_at is not None and not already_deleted else "updated"
+        return _Plan(key, outcome, existing["_id"], operation, rev)
+
+    @staticmethod
+    def _plan_cancellation(key: str, cancel_at: dt.datetime, existing: dict | None, rev: str,
+                           now: dt.datetime) -> _Plan:
+        if existing is None:
+            return _Plan(key, "not_found")
+        if existing.get("deleted"):
+            return _Plan(key, "unchanged", existing["_id"])
+        ticket_id, state = decide_link(cancelled=True, manual=bool(existing.get("manual_link")),
+                                       current_ticket=existing.get("ticket_id"), automatic=None)
+        changes = {"deleted": True, "cancelled_at": cancel_at, "ticket_id": ticket_id, "state": state, "rev": rev}
+        if state != existing.get("state") or ticket_id != existing.get("ticket_id"):
+            changes["updated_at"] = now
+        operation = UpdateOne({"_id": existing["_id"], "rev": existing.get("rev")}, {"$set": changes})
+        return _Plan(key, "cancelled", existing["_id"], operation, rev)
+
+    def _write(self, writes: list[_Plan]) -> set[str]:
+        """Apply every write in one command; the keys of the writes that lost a race."""
+        outcome = self.invoices.apply([plan.operation for plan in writes])
+        losers: set[str] = set()
+        matched_by_upserts = 0
+        updates = []
+        for index, plan in enumerate(writes):
+            if not plan.insert:
+                updates.append(plan)
+            elif index not in outcome.upserted:
+                losers.add(plan.key)  # inserted meanwhile by another batch: plan it again as an update
+                if index not in outcome.duplicate_indexes:
+                    matched_by_upserts += 1
+        if updates and outcome.matched - matched_by_upserts < len(updates):
+            revisions = self.invoices.revisions([plan.id for plan in updates])
+            losers.update(plan.key for plan in updates if revisions.get(plan.id) != plan.rev)
+        return losers
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def list_invoices(self, client: ObjectId, filters: ListFilters) -> list[dict]:
+        """One page for the public API and jarvis alike."""
+        return self.invoices.list_page(list_query(client, filters), filters.limit)
+
+    def get_invoice(self, client: ObjectId, invoice_id: str) -> dict:
+        oid = parse_object_id(invoice_id)
+        doc = self.invoices.get(client, oid) if oid is not None else None
+        if doc is None:
+            raise NotFound("No such invoice.")
+        return doc
+
+    # --- manual links -----------------------------------------------------------------------
+
+    def link(self, client: ObjectId, invoice_id: str, ticket_id: str) -> dict:
+        ticket_oid = parse_object_id(ticket_id)
+        ticket = self.platform.ticket(client, ticket_oid) if ticket_oid is not None else None
+        invoice_oid = parse_object_id(invoice_id)
+        if invoice_oid is None:
+            raise NotFound("No such invoice.")
+        if ticket is None:
+            raise NotFound("No such ticket.", code="ticket_not_found")
+        return self._decide_by_hand(client, invoice_oid, ticket.id)
+
+    def unlink(self, client: ObjectId, invoice_id: str) -> dict:
+        invoice_oid = parse_object_id(invoice_id)
+        if invoice_oid is None:
+            raise NotFound("No such invoice.")
+        return self._decide_by_hand(client, invoice_oid, None)
+
+    def _decide_by_hand(self, client: ObjectId, invoice_id: ObjectId, ticket_id: ObjectId | None) -> dict:
+        """A manual decision: later ingestions and reconciles keep it (`manual_link`)."""
+        for _attempt in range(MAX_ATTEMPTS):
+            current = self.invoices.get(client, invoice_id, {"rev": 1, "ticket_id": 1, "state": 1})
+            if current is None:
+                raise NotFound("No such invoice.")
+            cancelled = current.get("state") == CANCELLED
+            if cancelled and ticket_id is not None:
+                raise Conflict("A cancelled invoice cannot be linked to a ticket.", code="invoice_cancelled")
+            state = state_of(cancelled, ticket_id)
+            changes = {"manual_link": True, "ticket_id": ticket_id, "state": state, "rev": str(ObjectId())}
+            if current.get("ticket_id") != ticket_id or current.get("state") != state:
+                changes["updated_at"] = self.clock()
+            updated = self.invoices.update_if_unchanged(client, invoice_id, current.get("rev"), changes)
+            if updated is not None:
+                return updated
+        raise ServiceUnavailable("The invoice keeps changing; retry.", code="contention")
+
+    # --- reconciliation ---------------------------------------------------------------------
+
+    def reconcile(self, client: ObjectId) -> dict:
+        """Re-match suppliers when the company's contractors changed, and link unlinked invoices to
+        tickets that appeared. Cost: the company's contractors, its distinct SIRETs (only when they
+        changed) and its distinct unlinked references; never one command per invoice."""
+        contractors = self.platform.contractors_of(client)
+        contractors_print = contractors_fingerprint(contractors)
+        stored = self.invoices.fingerprints(client)
+        now = self.clock()
+        changes = {"updated_at": now, "rev": str(ObjectId())}
+        rematched = 0
+        contractors_changed = stored.get("contractors") != contractors_print
+        if contractors_changed:
+            wanted = {siret: match_supplier(siret, contractors)
+                      for siret in self.invoices.distinct_valid_sirets(client)}
+            rematched = self.invoices.rematch_suppliers(client, wanted, changes)
+        references = self.invoices.unlinked_references(client)
+        tickets = self.platform.tickets_by_numbers(client, references) if references else []
+        tickets_print = tickets_fingerprint(tickets)
+        linked = 0
+        if contractors_changed or rematched or stored.get("tickets") != tickets_print:
+            linkable = {number: found[0] for number, found in index_tickets(tickets).items() if len(found) == 1}
+            linked = self.invoices.link_references(client, linkable, changes)
+            self.invoices.save_fingerprints(client, contractors_print, tickets_print, now)
+        return {"suppliers_rematched": rematched, "tickets_linked": linked}
