@@ -14,7 +14,6 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from json.encoder import encode_basestring_ascii as _json_string
 
 from bobdesk_shared.timeutil import iso_ms, parse_iso
@@ -388,12 +387,3 @@ def visible_changes(old: Mapping, new: Mapping) -> bool:
     old_supplier, new_supplier = old.get("supplier") or {}, new.get("supplier") or {}
     return old_supplier.get("name") != new_supplier.get("name") or old_supplier.get("siret") != new_supplier.get(
         "siret")
-
-
-def decimal_json_default(value):
-    """For `json.dumps` of anything else holding amounts (never turned into floats)."""
-    if isinstance(value, Decimal128):
-        value = value.to_decimal()
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

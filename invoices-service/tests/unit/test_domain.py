@@ -1,0 +1,239 @@
+"""Unit tests of the rules: SIRET/Luhn, supplier matching, ticket links, states, canonical mapping, rendering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from bson import Decimal128, ObjectId
+from invoices_service import domain
+from invoices_service.domain import Contractor, NotCanonical, Ticket
+
+ACME = "73282932000074"  # a real, Luhn-valid SIRET
+ACME_OTHER_SITE = "73282932000017"
+
+
+# --- SIRET -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("siret", [ACME, ACME_OTHER_SITE, "35600000052135", "35600000000001", "35600000000048"])
+def test_valid_sirets(siret):
+    assert domain.is_valid_siret(siret)
+    assert domain.siren_of(siret) == siret[:9]
+
+
+@pytest.mark.parametrize("siret", [
+    None, "", "73282932000075",  # Luhn fails
+    "7328293200007", "732829320000740",  # 13 and 15 digits
+    "7328293200007A", " 3282932000074", "".join(chr(0xFF10 + int(d)) for d in "73282932000074"),  # letter, space, wide
+    "35600000012345",  # La Poste, digit sum not a multiple of 5 and Luhn fails
+    73282932000074,
+])
+def test_invalid_sirets(siret):
+    assert not domain.is_valid_siret(siret)
+    assert domain.siren_of(siret) is None
+
+
+def test_la_poste_exception_only_for_la_poste():
+    # Digit sum 30 (a multiple of 5) but Luhn fails: valid only under SIREN 356000000.
+    assert domain.is_valid_siret("35600000052135")
+    assert not domain.luhn_valid("35600000052135")
+    assert not domain.is_valid_siret("35700000052135")
+
+
+# --- supplier matching ------------------------------------------------------------------------
+
+def contractor(siret, active=True):
+    return Contractor(ObjectId(), siret, active)
+
+
+def test_exact_siret_wins_over_same_siren():
+    exact, sibling = contractor(ACME), contractor(ACME_OTHER_SITE)
+    assert domain.match_supplier(ACME, [sibling, exact]) == exact.id
+
+
+def test_exact_siret_wins_even_inactive():
+    exact = contractor(ACME, active=False)
+    assert domain.match_supplier(ACME, [exact, contractor(ACME_OTHER_SITE)]) == exact.id
+
+
+def test_several_exact_prefer_the_single_active_one():
+    active = contractor(ACME)
+    assert domain.match_supplier(ACME, [contractor(ACME, active=False), active]) == active.id
+    assert domain.match_supplier(ACME, [contractor(ACME), contractor(ACME)]) is None
+
+
+def test_same_siren_single_active_contractor():
+    sibling = contractor(ACME_OTHER_SITE)
+    assert domain.match_supplier(ACME, [sibling, contractor(ACME_OTHER_SITE, active=False)]) == sibling.id
+
+
+def test_same_siren_ambiguous_matches_nothing():
+    assert domain.match_supplier(ACME, [contractor(ACME_OTHER_SITE), contractor("73282932000090")]) is None
+
+
+def test_no_contractor_with_that_siren():
+    assert domain.match_supplier(ACME, [contractor("35600000052135")]) is None
+
+
+def test_invalid_siret_matches_nothing_even_an_identical_contractor():
+    assert domain.match_supplier("73282932000075", [contractor("73282932000075")]) is None
+    assert domain.match_supplier(None, [contractor(ACME)]) is None
+
+
+def test_inactive_same_siren_does_not_match():
+    assert domain.match_supplier(ACME, [contractor(ACME_OTHER_SITE, active=False)]) is None
+
+
+def test_fingerprint_changes_with_the_contractor_set():
+    one = contractor(ACME)
+    base = domain.contractors_fingerprint([one])
+    assert domain.contractors_fingerprint([one]) == base
+    assert domain.contractors_fingerprint([one, contractor(ACME_OTHER_SITE)]) != base
+    assert domain.contractors_fingerprint([Contractor(one.id, ACME, False)]) != base
+
+
+# --- tickets and states -----------------------------------------------------------------------
+
+def test_automatic_ticket_rules():
+    supplier = ObjectId()
+    free, for_supplier, for_other = (Ticket(ObjectId(), "T-1", None), Ticket(ObjectId(), "T-2", supplier),
+                                     Ticket(ObjectId(), "T-3", ObjectId()))
+    tickets = domain.index_tickets([free, for_supplier, for_other, Ticket(ObjectId(), "T-4", None),
+                                    Ticket(ObjectId(), "T-4", None)])
+    assert domain.automatic_ticket("T-1", None, tickets) == free.id
+    assert domain.automatic_ticket("T-2", supplier, tickets) == for_supplier.id
+    assert domain.automatic_ticket("T-2", None, tickets) is None  # names a contractor, supplier unknown
+    assert domain.automatic_ticket("T-3", supplier, tickets) is None  # another contractor
+    assert domain.automatic_ticket("T-4", None, tickets) is None  # ambiguous
+    assert domain.automatic_ticket("T-9", None, tickets) is None
+    assert domain.automatic_ticket(None, None, tickets) is None
+
+
+def test_decide_link_and_states():
+    ticket, manual_ticket = ObjectId(), ObjectId()
+    assert domain.decide_link(cancelled=False, manual=False, current_ticket=None, automatic=ticket) == (
+        ticket, domain.LINKED)
+    assert domain.decide_link(cancelled=False, manual=False, current_ticket=ticket, automatic=None) == (
+        None, domain.UNMATCHED)
+    assert domain.decide_link(cancelled=True, manual=False, current_ticket=ticket, automatic=ticket) == (
+        None, domain.CANCELLED)
+    # A manual decision stands, whatever the automatic rule says.
+    assert domain.decide_link(cancelled=False, manual=True, current_ticket=manual_ticket, automatic=ticket) == (
+        manual_ticket, domain.LINKED)
+    assert domain.decide_link(cancelled=False, manual=True, current_ticket=None, automatic=ticket) == (
+        None, domain.UNMATCHED)
+    assert domain.decide_link(cancelled=True, manual=True, current_ticket=manual_ticket, automatic=None) == (
+        manual_ticket, domain.CANCELLED)
+
+
+# --- canonical mapping ------------------------------------------------------------------------
+
+def test_parse_canonical_maps_every_field(make_invoice):
+    invoice = domain.parse_canonical(make_invoice("YZ-1", supplier_siret=ACME, order_reference="T-1",
+                                                  amounts={"ht": "12345678901234.56", "tva": "0.10",
+                                                           "ttc": "12345678901234.66"}))
+    content = invoice.content
+    assert invoice.invoice_platform_id == "YZ-1"
+    assert content["issue_date"] == dt.datetime(2024, 3, 12, tzinfo=dt.UTC)
+    assert content["due_date"] == dt.datetime(2024, 4, 12, tzinfo=dt.UTC)
+    assert content["amounts"]["ht"] == Decimal128("12345678901234.56")
+    assert content["amounts"]["tva"] == Decimal128("0.10")
+    assert content["vat_lines"] == [{"rate": Decimal128("20.0"), "base": Decimal128("1000.00"),
+                                     "amount": Decimal128("200.00")}]
+    assert content["lines"][0]["label"] == "Repair"
+    assert content["supplier"] == {"platform_id": "SUP-77", "name": "ACME", "siret": ACME, "siren": "732829320",
+                                   "iban": "FR7630006000011234567890189"}
+    assert content["order_reference"] == "T-1"
+    assert content["provider_created_at"] == dt.datetime(2024, 3, 12, 8, tzinfo=dt.UTC)
+    assert json.loads(content["raw"]) == {"id": "YZ-1", "status": "validated"}
+    assert not invoice.cancelled
+
+
+def test_invalid_siret_kept_as_received_without_siren(make_invoice):
+    content = domain.parse_canonical(make_invoice(supplier_siret="12345678900011")).content
+    assert content["supplier"]["siret"] == "12345678900011"
+    assert content["supplier"]["siren"] is None
+
+
+def test_content_hash_is_stable_and_sensitive(make_invoice):
+    first = domain.parse_canonical(make_invoice("X"))
+    assert domain.parse_canonical(make_invoice("X")).content_hash == first.content_hash
+    assert domain.parse_canonical(make_invoice("X", number="other")).content_hash != first.content_hash
+    changed_raw = make_invoice("X")
+    changed_raw["raw"]["extra"] = 1
+    assert domain.parse_canonical(changed_raw).content_hash != first.content_hash
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"amounts": {"ht": 1000.0, "tva": "200.00", "ttc": "1200.00"}}, "amounts.ht"),
+    ({"amounts": {"ht": "1e3", "tva": "200.00", "ttc": "1200.00"}}, "amounts.ht"),
+    ({"amounts": {"ht": "1", "tva": "2"}}, "amounts"),
+    ({"issue_date": "2024-02-30"}, "issue_date"),
+    ({"issue_date": None}, "issue_date"),
+    ({"due_date": "12/04/2024"}, "due_date"),
+    ({"currency": "eur"}, "currency"),
+    ({"number": ""}, "number"),
+    ({"number": 12}, "number"),
+    ({"cancelled": "false"}, "cancelled"),
+    ({"provider_created_at": "2024-03-12T08:00:00"}, "provider_created_at"),
+    ({"raw": "text"}, "raw"),
+    ({"supplier": {"name": "ACME"}}, "supplier"),
+    ({"lines": [{"label": "x"}]}, "lines.0"),
+    ({"vat_lines": "none"}, "vat_lines"),
+    ({"unexpected": 1}, "unexpected"),
+])
+def test_parse_canonical_refuses(make_invoice, change, field):
+    with pytest.raises(NotCanonical) as caught:
+        domain.parse_canonical(make_invoice(**change))
+    assert field in caught.value.messages
+
+
+def test_parse_canonical_reports_missing_fields(make_invoice):
+    invoice = make_invoice()
+    del invoice["raw"]
+    with pytest.raises(NotCanonical) as caught:
+        domain.parse_canonical(invoice)
+    assert caught.value.messages == {"raw": "Missing field."}
+    with pytest.raises(NotCanonical):
+        domain.parse_canonical([])
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+def test_render_is_exact_and_in_the_seed_shape():
+    doc = {
+        "_id": ObjectId("64a1f3c89ab7e72a4fb4ae01"), "provider": "yooz", "invoice_platform_id": "YZ-1",
+        "number": 'FA "1" é', "issue_date": dt.datetime(2024, 3, 12, tzinfo=dt.UTC), "due_date": None,
+        "currency": "EUR",
+        "amounts": {"ht": Decimal128("12345678901234.56"), "tva": Decimal128("0.10"),
+                    "ttc": Decimal128("12345678901234.66")},
+        "supplier": {"name": "ACME", "siret": None}, "state": "ticket_unmatched", "ticket_id": None,
+        "supplier_id": ObjectId("64a1f3c89ab7e72a4fb4ae02"),
+        "created_at": dt.datetime(2024, 3, 12, 8, 0, 0, 123000, tzinfo=dt.UTC),
+        "updated_at": dt.datetime(2024, 3, 12, 8, tzinfo=dt.UTC),
+    }
+    text = domain.render_single(doc)
+    assert '"ht":12345678901234.56,"tva":0.10,"ttc":12345678901234.66' in text
+    invoice = json.loads(text, parse_float=Decimal)["invoice"]
+    assert list(invoice) == ["id", "provider", "invoice_platform_id", "number", "issue_date", "due_date",
+                             "currency", "amounts", "supplier", "state", "ticket_id", "supplier_id",
+                             "created_at", "updated_at"]
+    assert invoice["amounts"]["ht"] == Decimal("12345678901234.56")
+    assert invoice["number"] == 'FA "1" é'
+    assert invoice["issue_date"] == "2024-03-12T00:00:00.000Z"
+    assert invoice["created_at"] == "2024-03-12T08:00:00.123Z"
+    assert invoice["due_date"] is None and invoice["ticket_id"] is None
+    assert invoice["supplier_id"] == "64a1f3c89ab7e72a4fb4ae02"
+    assert json.loads(domain.render_page([doc]))["cursor"] == "64a1f3c89ab7e72a4fb4ae01"
+    assert json.loads(domain.render_page([])) == {"cursor": None, "invoices": []}
+
+
+def test_visible_changes():
+    base = {"number": "1", "amounts": {"ht": Decimal128("1.00")}, "supplier": {"name": "A", "siret": None},
+            "state": "linked"}
+    assert not domain.visible_changes(base, {**base, "raw": "{}", "provider_status": "paid"})
+    assert domain.visible_changes(base, {**base, "amounts": {"ht": Decimal128("1.0")}})
+    assert domain.visible_changes(base, {**base, "supplier": {"name": "B", "siret": None}})
+    assert domain.visible_changes(base, {**base, "state": "cancelled"})
