@@ -1,0 +1,160 @@
+"""End to end over real HTTP: invoices-service under gunicorn, connections-service's authorize-ingest
+played by a stub HTTP server (docs/internal-api.md), the embedded database."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+from bobdesk_shared.testing import (
+    TEST_ENV,
+    Process,
+    free_port,
+    gunicorn_args,
+    public_token,
+    service_token,
+    user_token,
+    wait_http,
+)
+from bson import ObjectId
+
+pytestmark = pytest.mark.e2e
+
+
+class ConnectionsStub:
+    """authorize-ingest: 200 for registered connections (when the fence matches), 404/409 otherwise."""
+
+    def __init__(self):
+        self.connections: dict[str, dict] = {}
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                connection_id = self.path.split("/")[3]
+                entry = stub.connections.get(connection_id)
+                if not self.headers.get("Authorization", "").startswith("Bearer "):
+                    status, answer = 401, {"error": {"code": "unauthorized", "message": "token"}}
+                elif entry is None:
+                    status, answer = 404, {"error": {"code": "not_found", "message": "Unknown connection."}}
+                elif body["fence"] not in (None, entry["fence"]):
+                    status, answer = 409, {"error": {"code": "lease_lost", "message": "Lease lost."}}
+                else:
+                    status, answer = 200, {"id": connection_id, "client": entry["client"], "provider": "yooz"}
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def add(self, client: str, fence: int = 1) -> str:
+        connection = str(ObjectId())
+        self.connections[connection] = {"client": client, "fence": fence}
+        return connection
+
+
+@pytest.fixture(scope="module")
+def stack(mongo_uri, mongo_client, tmp_path_factory):
+    stub = ConnectionsStub()
+    suffix = uuid.uuid4().hex[:10]
+    env = {**TEST_ENV, "MONGO_URI": mongo_uri, "INVOICES_DB": f"t_inv_e2e_{suffix}",
+           "PLATFORM_DB": f"t_plat_e2e_{suffix}", "CONNECTIONS_URL": stub.url}
+    port = free_port()
+    args, extra = gunicorn_args("invoices_service.app:create_app()", port)
+    process = Process(args, {**os.environ, **env, **extra}, tmp_path_factory.mktemp("e2e") / "invoices.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/healthz", 60)
+        yield url, stub, mongo_client[env["PLATFORM_DB"]]
+    finally:
+        process.stop()
+        stub.server.shutdown()
+        mongo_client.drop_database(env["INVOICES_DB"])
+        mongo_client.drop_database(env["PLATFORM_DB"])
+
+
+def batch(url, connection, invoices, fence=1, cancellations=()):
+    return requests.post(f"{url}/internal/invoices/batch", timeout=30,
+                         json={"connection": connection, "fence": fence, "invoices": invoices,
+                               "cancellations": list(cancellations)},
+                         headers={"Authorization": f"Bearer {service_token()}"})
+
+
+def test_operational_routes(stack):
+    url, _, _ = stack
+    assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+    assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
+    assert "http_requests_total" in requests.get(f"{url}/metrics", timeout=5).text
+    paths = requests.get(f"{url}/openapi.json", timeout=5).json()["paths"]
+    assert {"/api/v3.0/invoices", "/api/v3.0/invoices/{invoice_id}", "/invoices", "/invoices/{invoice_id}/link",
+            "/internal/invoices/batch", "/internal/invoices/reconcile"} <= set(paths)
+
+
+def test_ingest_read_link_and_isolation(stack, make_invoice, make_siret):
+    url, stub, platform = stack
+    client, other = ObjectId(), ObjectId()
+    connection = stub.add(str(client))
+    contractor = platform.contractors.insert_one({"client": client, "partners": [], "name": "ACME",
+                                                  "siret": make_siret("732829320"), "isActive": True}).inserted_id
+    ticket = platform.tickets.insert_one({"client": client, "number": "T-1", "contractor": None}).inserted_id
+    invoices = [make_invoice("A", supplier_siret=make_siret("732829320"), order_reference="T-1",
+                             amounts={"ht": "12345678901234.56", "tva": "0.10", "ttc": "12345678901234.66"}),
+                *[make_invoice(f"P-{i}") for i in range(5)]]
+    answer = batch(url, connection, invoices)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["created"] == 6
+    assert batch(url, connection, invoices).json()["unchanged"] == 6
+    assert batch(url, connection, invoices, fence=7).status_code == 409
+    assert batch(url, str(ObjectId()), invoices).status_code == 404
+
+    public = {"Authorization": f"Bearer {public_token(client)}"}
+    response = requests.get(f"{url}/api/v3.0/invoices", params={"invoice_platform_id": "A"}, headers=public,
+                            timeout=5)
+    assert b'"ht":12345678901234.56,"tva":0.10' in response.content
+    invoice = json.loads(response.content, parse_float=Decimal)["invoices"][0]
+    assert invoice["supplier_id"] == str(contractor) and invoice["ticket_id"] == str(ticket)
+
+    walked, cursor = [], None
+    while True:
+        params = {"limit": 4, **({"cursor": cursor} if cursor else {})}
+        page = requests.get(f"{url}/api/v3.0/invoices", params=params, headers=public, timeout=5).json()
+        if not page["invoices"]:
+            assert page["cursor"] is None
+            break
+        walked += [item["invoice_platform_id"] for item in page["invoices"]]
+        cursor = page["cursor"]
+    assert walked == ["A", "P-0", "P-1", "P-2", "P-3", "P-4"]
+    assert requests.get(f"{url}/api/v3.0/invoices", params={"limit": 500}, headers=public,
+                        timeout=5).status_code == 400
+
+    jarvis = requests.Session()
+    jarvis.cookies.set("session", user_token(client))
+    unlinked = jarvis.delete(f"{url}/invoices/{invoice['id']}/link", timeout=5)
+    assert unlinked.status_code == 200 and unlinked.json()["invoice"]["state"] == "ticket_unmatched"
+    reconcile = requests.post(f"{url}/internal/invoices/reconcile", json={"client": str(client)}, timeout=5,
+                              headers={"Authorization": f"Bearer {service_token()}"})
+    assert reconcile.status_code == 200
+    again = requests.get(f"{url}/api/v3.0/invoices/{invoice['id']}", headers=public, timeout=5).json()
+    assert again["invoice"]["ticket_id"] is None  # the manual unlink stands
+
+    outsider = {"Authorization": f"Bearer {public_token(other)}"}
+    assert requests.get(f"{url}/api/v3.0/invoices/{invoice['id']}", headers=outsider, timeout=5).status_code == 404
+    assert requests.get(f"{url}/api/v3.0/invoices", headers=outsider, timeout=5).json() == {
+        "cursor": None, "invoices": []}
+    outsider_jarvis = {"Authorization": f"Bearer {user_token(other)}"}
+    assert requests.post(f"{url}/invoices/{invoice['id']}/link", json={"ticket": str(ticket)},
+                         headers=outsider_jarvis, timeout=5).status_code == 404
