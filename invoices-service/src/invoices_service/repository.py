@@ -29,7 +29,7 @@ import struct
 
 from bobdesk_shared.mongo import ensure_indexes
 from bson import ObjectId
-from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateMany, UpdateOne
+from pymongo import ASCENDING, IndexModel, InsertOne, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
@@ -88,10 +88,8 @@ def id_floor(at: dt.datetime) -> ObjectId:
 
 @dataclasses.dataclass
 class BulkOutcome:
-    upserted: dict[int, ObjectId]
     duplicate_indexes: set[int]
     matched: int
-    modified: int
 
 
 class InvoiceRepository:
@@ -111,8 +109,9 @@ class InvoiceRepository:
         )
         return {doc["invoice_platform_id"]: doc for doc in cursor}
 
-    def apply(self, operations: list[UpdateOne]) -> BulkOutcome:
-        """One `update` command; duplicate-key failures of upserts are reported, not raised."""
+    def apply(self, operations: list[InsertOne | UpdateOne]) -> BulkOutcome:
+        """One unordered bulk write (an `insert` and/or an `update` command); duplicate-key failures
+        are reported, not raised."""
         try:
             result = self.invoices.bulk_write(operations, ordered=False).bulk_api_result
             duplicates: set[int] = set()
@@ -122,10 +121,7 @@ class InvoiceRepository:
             if any(error.get("code") != DUPLICATE_KEY for error in errors):
                 raise
             duplicates = {error["index"] for error in errors}
-        return BulkOutcome(
-            upserted={entry["index"]: entry["_id"] for entry in result.get("upserted", [])},
-            duplicate_indexes=duplicates, matched=result.get("nMatched", 0), modified=result.get("nModified", 0),
-        )
+        return BulkOutcome(duplicate_indexes=duplicates, matched=result.get("nMatched", 0))
 
     def revisions(self, ids: list[ObjectId]) -> dict[ObjectId, str]:
         cursor = self.invoices.find({"_id": {"$in": ids}}, {"rev": 1}, batch_size=len(ids) + 1)

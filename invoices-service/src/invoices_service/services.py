@@ -2,10 +2,11 @@
 
 Ingestion costs a constant number of database commands per batch, whatever its size: one find of
 the batch's existing invoices (`$in`), one read of the contractors of its SIRENs, one read of the
-tickets of its order references, and one `update` command holding every write (new invoices are
-upserts on the unique (client, invoice_platform_id, provider) key). A write that loses a race
-(another batch inserted the same invoice, or changed it since it was read: the `rev` token
-differs) is planned again from a fresh read; that only happens under contention.
+tickets of its order references, then one unordered bulk write: an `insert` command for the new
+invoices and an `update` command for the changed ones (inserts, not upserts: several times faster,
+and the unique (client, invoice_platform_id, provider) index refuses a duplicate). A write that
+loses a race (another batch inserted the same invoice: duplicate key; or changed it since it was
+read: the `rev` token differs) is planned again from a fresh read; only under contention.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from bobdesk_shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from bobdesk_shared.timeutil import parse_object_id, utcnow
 from bson import ObjectId
-from pymongo import UpdateOne
+from pymongo import InsertOne, UpdateOne
 
 from .connections import IngestAuthorizer, IngestGrant
 from .domain import (
@@ -104,7 +105,7 @@ class _Plan:
     key: str
     outcome: str
     id: ObjectId | None = None
-    operation: UpdateOne | None = None
+    operation: InsertOne | UpdateOne | None = None
     rev: str | None = None
     insert: bool = False
 
@@ -191,10 +192,7 @@ class InvoiceService:
             invoice_id = mint_id(now)
             document = {"_id": invoice_id, "client": grant.client, "provider": grant.provider, **invoice.content,
                         **derived, "manual_link": False, "rev": rev, "created_at": now, "updated_at": now}
-            operation = UpdateOne(
-                {"client": grant.client, "invoice_platform_id": key, "provider": grant.provider},
-                {"$setOnInsert": document}, upsert=True)
-            return _Plan(key, "created", invoice_id, operation, rev, insert=True)
+            return _Plan(key, "created", invoice_id, InsertOne(document), rev, insert=True)
         if all(existing.get(name) == derived[name] for name in DERIVED_FIELDS):
             return _Plan(key, "unchanged", existing["_id"])
         changes = {**invoice.content, **derived, "rev": rev}
@@ -222,17 +220,10 @@ class InvoiceService:
     def _write(self, writes: list[_Plan]) -> set[str]:
         """Apply every write in one command; the keys of the writes that lost a race."""
         outcome = self.invoices.apply([plan.operation for plan in writes])
-        losers: set[str] = set()
-        matched_by_upserts = 0
-        updates = []
-        for index, plan in enumerate(writes):
-            if not plan.insert:
-                updates.append(plan)
-            elif index not in outcome.upserted:
-                losers.add(plan.key)  # inserted meanwhile by another batch: plan it again as an update
-                if index not in outcome.duplicate_indexes:
-                    matched_by_upserts += 1
-        if updates and outcome.matched - matched_by_upserts < len(updates):
+        # A duplicate key: another batch inserted the invoice meanwhile; plan it again as an update.
+        losers = {writes[index].key for index in outcome.duplicate_indexes}
+        updates = [plan for plan in writes if not plan.insert]
+        if updates and outcome.matched < len(updates):
             revisions = self.invoices.revisions([plan.id for plan in updates])
             losers.update(plan.key for plan in updates if revisions.get(plan.id) != plan.rev)
         return losers
