@@ -1,1 +1,1 @@
-"""Placeholder until the component lands."""
+"""connections-service: a company's provider connections, their sealed secrets and poll leases."""

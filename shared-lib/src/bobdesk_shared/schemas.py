@@ -23,3 +23,14 @@ class JsonBoolean(ma.fields.Boolean):
 class StrictSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
+
+
+class JsonInteger(ma.fields.Integer):
+    """A JSON integer: no string ("12"), float (1.5) or boolean (true is an int in Python)."""
+
+    default_error_messages = {"invalid": "Not an integer."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid")
+        return value

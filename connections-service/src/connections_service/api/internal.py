@@ -1,0 +1,109 @@
+"""`/internal/connections` (docs/internal-api.md): leases for the ingest workers, ingestion
+authorisation for invoices-service, webhook credentials. Service token only."""
+
+from __future__ import annotations
+
+from bobdesk_shared.auth import BEARER_SECURITY, require_service
+from bobdesk_shared.web import Blueprint
+from flask.views import MethodView
+
+from .. import schemas
+from . import error, worker_service
+
+blp = Blueprint("internal_connections", __name__, url_prefix="/internal/connections",
+                description="For the ingest workers and invoices-service only (service token).")
+
+REFUSED = "The lease is not held (`lease_lost`) or the connection was deactivated or deleted (`connection_inactive`)."
+
+
+@blp.before_request
+def authenticate():
+    require_service()
+
+
+def _documented(view):
+    view = error(blp, 401, "Missing or invalid service token.")(view)
+    return error(blp, 404, "Unknown connection.")(view)
+
+
+@blp.route("/claim")
+class Claim(MethodView):
+    @error(blp, 401, "Missing or invalid service token.")
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(schemas.ClaimSchema)
+    @blp.response(200, schemas.ClaimResponseSchema)
+    @blp.alt_response(204, description="Nothing is due.")
+    def post(self, body):
+        """Lease the most overdue due connection, with its decrypted API key, checkpoint and fence."""
+        claimed = worker_service().claim(body["worker"], body["lease_seconds"])
+        return ("", 204) if claimed is None else {"connection": claimed}
+
+
+@blp.route("/<connection_id>/heartbeat")
+class Heartbeat(MethodView):
+    @_documented
+    @error(blp, 409, REFUSED)
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(schemas.HeartbeatSchema)
+    @blp.response(200, schemas.HeartbeatResponseSchema)
+    def post(self, body, connection_id):
+        """Renew the lease (before every provider call), storing the checkpoint of a stored batch."""
+        return worker_service().heartbeat(connection_id, body["fence"], body["lease_seconds"], body.get("checkpoint"))
+
+
+@blp.route("/<connection_id>/poll-result")
+class PollResult(MethodView):
+    @_documented
+    @error(blp, 409, REFUSED)
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(schemas.PollResultSchema)
+    @blp.response(200, schemas.PollResultResponseSchema)
+    def post(self, body, connection_id):
+        """Report a poll's success or failure; schedules the next poll and releases the lease."""
+        return worker_service().report(connection_id, body["fence"], body)
+
+
+@blp.route("/<connection_id>/release")
+class Release(MethodView):
+    @_documented
+    @error(blp, 409, REFUSED)
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(schemas.ReleaseSchema)
+    @blp.response(204)
+    def post(self, body, connection_id):
+        """Give the lease back without a result (the connection stays due)."""
+        worker_service().release(connection_id, body["fence"])
+
+
+@blp.route("/<connection_id>/authorize-ingest")
+class AuthorizeIngest(MethodView):
+    @_documented
+    @error(blp, 409, REFUSED)
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(schemas.AuthorizeIngestSchema)
+    @blp.response(200, schemas.AuthorizedSchema)
+    def post(self, body, connection_id):
+        """May a batch for this connection be stored now? Answers its authoritative company and provider."""
+        return worker_service().authorize_ingest(connection_id, body["fence"])
+
+
+@blp.route("/<connection_id>/webhook-credentials")
+class WebhookCredentials(MethodView):
+    @_documented
+    @error(blp, 409, "Inactive (`connection_inactive`) or no webhook secret stored (`no_webhook_secret`).")
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.response(200, schemas.WebhookCredentialsSchema)
+    def get(self, connection_id):
+        """The webhook secret (and API key) of an active connection, for the webhook receiver."""
+        return worker_service().webhook_credentials(connection_id)
+
+
+@blp.route("/<connection_id>/webhook-result")
+class WebhookResult(MethodView):
+    @_documented
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(schemas.WebhookResultSchema)
+    @blp.response(204)
+    def post(self, body, connection_id):
+        """Count a webhook delivery's invoices into the sync status."""
+        worker_service().webhook_result(connection_id, body)

@@ -1,0 +1,223 @@
+"""Request and response schemas: the seed's connection view, the sync status, the internal API."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from bobdesk_shared.providers import PROVIDERS
+from bobdesk_shared.schemas import JsonBoolean, JsonInteger, StrictSchema
+from marshmallow import validate
+
+MAX_SECRET_LENGTH = 4096
+MIN_LEASE_SECONDS, MAX_LEASE_SECONDS = 10, 600
+
+_secret = dict(validate=validate.Length(min=1, max=MAX_SECRET_LENGTH))
+_provider_keys = sorted(PROVIDERS)
+
+CONNECTION_EXAMPLE = {
+    "id": "64b2e4d19ab7e72a4fb4ac20",
+    "client": "5d9b5b5b9ab7e72a4fb4ae69",
+    "provider": "yooz",
+    "active": True,
+    "hasCredentials": True,
+    "hasWebhookSecret": True,
+    "lastPolledAt": "2024-06-20T06:00:00.000Z",
+    "createdAt": "2024-01-15T10:30:00.000Z",
+    "updatedAt": "2024-06-20T06:00:00.000Z",
+}
+CREATE_EXAMPLE = {"provider": "yooz", "apiKey": "yz_live_sk_••••••••••••••••",
+                  "webhookSecret": "whsec_••••••••••••••••", "active": True}
+CREATED_EXAMPLE = {**CONNECTION_EXAMPLE, "lastPolledAt": None, "createdAt": "2024-06-22T09:00:00.000Z",
+                   "updatedAt": "2024-06-22T09:00:00.000Z"}
+UPDATE_EXAMPLE = {"apiKey": "yz_live_sk_new••••••••••••"}
+UPDATED_EXAMPLE = {**CONNECTION_EXAMPLE, "createdAt": "2024-01-15T10:30:00.000Z",
+                   "updatedAt": "2024-06-22T11:45:00.000Z"}
+
+
+class _Immutable(ma.fields.Field):
+    """A field a PATCH may not carry: named so the 400 says why, instead of "Unknown field"."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        raise ma.ValidationError(f"{attr} cannot be changed; create a new connection instead.")
+
+
+# --- the seed's resource ------------------------------------------------------------------------
+
+class ConnectionSchema(ma.Schema):
+    """The connection as every endpoint answers it: exactly the seed's nine properties."""
+
+    id = ma.fields.String(required=True, metadata={"description": "Unique identifier for the connection."})
+    client = ma.fields.String(required=True, metadata={"description": "Company (tenant) id that owns it."})
+    provider = ma.fields.String(required=True, metadata={"description": 'Provider key, e.g. "yooz".'})
+    active = ma.fields.Boolean(required=True, metadata={
+        "description": "Whether the connection is active; one active connection per provider per company."})
+    hasCredentials = ma.fields.Boolean(required=True, metadata={
+        "description": "True when an API key is stored. The key itself is never returned."})
+    hasWebhookSecret = ma.fields.Boolean(required=True, metadata={
+        "description": "True when a webhook secret is stored. The secret itself is never returned."})
+    lastPolledAt = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "ISO date of the last successful poll; null if never polled successfully."})
+    createdAt = ma.fields.String(required=True, metadata={"description": "ISO date of creation."})
+    updatedAt = ma.fields.String(required=True, metadata={"description": "ISO date of the last modification."})
+
+
+class ConnectionCreateSchema(StrictSchema):
+    provider = ma.fields.String(required=True, validate=validate.OneOf(
+        _provider_keys, error="Unknown provider key; known providers: " + ", ".join(_provider_keys) + "."),
+        metadata={"description": 'Provider key, e.g. "yooz". 400 if unknown.', "enum": _provider_keys})
+    apiKey = ma.fields.String(required=True, **_secret, metadata={
+        "description": "API credentials for the provider. Write-only: stored encrypted, never returned."})
+    webhookSecret = ma.fields.String(**_secret, metadata={
+        "description": "HMAC secret verifying inbound webhooks. Write-only: stored encrypted, never returned."})
+    active = JsonBoolean(load_default=True, metadata={
+        "description": "Activate at once (default true). 409 if an active connection of the provider exists."})
+
+
+class ConnectionUpdateSchema(StrictSchema):
+    apiKey = ma.fields.String(**_secret, metadata={
+        "description": "Replacement API key; overwrites the stored one, never returned. Polled at once."})
+    webhookSecret = ma.fields.String(**_secret, metadata={
+        "description": "Replacement webhook secret; overwrites the stored one, never returned."})
+    active = JsonBoolean(metadata={
+        "description": "Enable or disable. 409 if enabling makes two active connections of the provider."})
+    provider = _Immutable(load_only=True, metadata={"description": "Cannot be changed (400)."})
+    client = _Immutable(load_only=True, metadata={"description": "Cannot be changed (400)."})
+
+    @ma.validates_schema
+    def at_least_one(self, data, **kwargs):
+        if not data:
+            raise ma.ValidationError("Provide at least one of apiKey, webhookSecret, active.", "_schema")
+
+
+# --- sync status (beyond the seed) ------------------------------------------------------------
+
+class SyncErrorSchema(ma.Schema):
+    kind = ma.fields.String(metadata={"enum": ["bad_credentials", "throttled", "provider_error", "invalid_data",
+                                               "internal"]})
+    message = ma.fields.String()
+    at = ma.fields.String()
+
+
+class SyncRunSchema(ma.Schema):
+    outcome = ma.fields.String(metadata={"enum": ["success", "failure"]})
+    at = ma.fields.String()
+    durationMs = ma.fields.Integer(allow_none=True)
+    pages = ma.fields.Integer()
+    created = ma.fields.Integer()
+    updated = ma.fields.Integer()
+    unchanged = ma.fields.Integer()
+    rejected = ma.fields.Integer(metadata={"description": "Invoices the provider sent that failed validation."})
+
+
+class SyncStatusSchema(ma.Schema):
+    connectionId = ma.fields.String()
+    active = ma.fields.Boolean()
+    polling = ma.fields.Boolean(metadata={"description": "A worker is polling the connection right now."})
+    lastPolledAt = ma.fields.String(allow_none=True)
+    lastSuccessAt = ma.fields.String(allow_none=True)
+    lastError = ma.fields.Nested(SyncErrorSchema, allow_none=True,
+                                 metadata={"description": "The last failure, kept after a later success."})
+    consecutiveFailures = ma.fields.Integer()
+    nextPollAt = ma.fields.String(allow_none=True, metadata={"description": "null while inactive."})
+    invoicesIngested = ma.fields.Integer(metadata={"description": "Invoices created or updated, all time."})
+    lastRun = ma.fields.Nested(SyncRunSchema, allow_none=True)
+    lastWebhookAt = ma.fields.String(allow_none=True)
+    webhookEvents = ma.fields.Integer()
+
+
+# --- internal API (docs/internal-api.md) ------------------------------------------------------
+
+_fence = dict(required=True, validate=validate.Range(min=0))
+_lease_seconds = dict(required=True, validate=validate.Range(min=MIN_LEASE_SECONDS, max=MAX_LEASE_SECONDS))
+_count = dict(load_default=0, validate=validate.Range(min=0))
+
+
+class ClaimSchema(StrictSchema):
+    worker = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    lease_seconds = JsonInteger(**_lease_seconds)
+
+
+class ClaimedConnectionSchema(ma.Schema):
+    id = ma.fields.String()
+    client = ma.fields.String()
+    provider = ma.fields.String()
+    api_key = ma.fields.String()
+    checkpoint = ma.fields.Dict(allow_none=True)
+    fence = ma.fields.Integer()
+    lease_expires_at = ma.fields.String()
+
+
+class ClaimResponseSchema(ma.Schema):
+    connection = ma.fields.Nested(ClaimedConnectionSchema)
+
+
+class HeartbeatSchema(StrictSchema):
+    fence = JsonInteger(**_fence)
+    lease_seconds = JsonInteger(**_lease_seconds)
+    checkpoint = ma.fields.Dict()
+
+
+class HeartbeatResponseSchema(ma.Schema):
+    lease_expires_at = ma.fields.String()
+    api_key = ma.fields.String(metadata={"description": "The current key: a rotated key is used at once."})
+
+
+class StatsSchema(StrictSchema):
+    pages = JsonInteger(**_count)
+    created = JsonInteger(**_count)
+    updated = JsonInteger(**_count)
+    unchanged = JsonInteger(**_count)
+    rejected = JsonInteger(**_count)
+
+
+class PollErrorSchema(StrictSchema):
+    kind = ma.fields.String(required=True, validate=validate.OneOf(
+        ["bad_credentials", "throttled", "provider_error", "invalid_data", "internal"]))
+    message = ma.fields.String(required=True, validate=validate.Length(max=1000))
+
+
+class PollResultSchema(StrictSchema):
+    fence = JsonInteger(**_fence)
+    outcome = ma.fields.String(required=True, validate=validate.OneOf(["success", "failure"]))
+    checkpoint = ma.fields.Dict(allow_none=True)
+    stats = ma.fields.Nested(StatsSchema, load_default=dict)
+    duration_ms = JsonInteger(allow_none=True, load_default=None, validate=validate.Range(min=0))
+    error = ma.fields.Nested(PollErrorSchema)
+    retry_after_seconds = JsonInteger(allow_none=True, load_default=None, validate=validate.Range(min=0, max=86400))
+
+    @ma.validates_schema
+    def outcome_fields(self, data, **kwargs):
+        if data.get("outcome") == "failure" and "error" not in data:
+            raise ma.ValidationError("A failure needs its error.", "error")
+        if data.get("outcome") == "success" and "error" in data:
+            raise ma.ValidationError("A success has no error.", "error")
+
+
+class PollResultResponseSchema(ma.Schema):
+    next_poll_at = ma.fields.String()
+
+
+class ReleaseSchema(StrictSchema):
+    fence = JsonInteger(**_fence)
+
+
+class AuthorizeIngestSchema(StrictSchema):
+    fence = JsonInteger(allow_none=True, load_default=None, validate=validate.Range(min=0),
+                        metadata={"description": "The lease's fence; null for a webhook delivery."})
+
+
+class AuthorizedSchema(ma.Schema):
+    id = ma.fields.String()
+    client = ma.fields.String()
+    provider = ma.fields.String()
+
+
+class WebhookCredentialsSchema(AuthorizedSchema):
+    webhook_secret = ma.fields.String()
+    api_key = ma.fields.String()
+
+
+class WebhookResultSchema(StrictSchema):
+    created = JsonInteger(**_count)
+    updated = JsonInteger(**_count)
+    unchanged = JsonInteger(**_count)
+    rejected = JsonInteger(**_count)

@@ -1,0 +1,83 @@
+"""Fixtures of connections-service tests: the app on the embedded server, companies and their tokens."""
+
+from __future__ import annotations
+
+import pytest
+from bobdesk_shared.testing import service_token, user_token
+from bson import ObjectId
+from connections_service.app import create_app
+from connections_service.config import load_settings
+
+API_KEY = "yz_live_sk_0123456789abcdefSECRET"
+WEBHOOK_SECRET = "whsec_fedcba9876543210SECRET"
+
+
+@pytest.fixture
+def settings(test_env):
+    return load_settings({**test_env, "POLL_INTERVAL_SECONDS": "60"})
+
+
+@pytest.fixture
+def app(settings):
+    return create_app(settings)
+
+
+@pytest.fixture
+def http(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(mongo_client, settings):
+    return mongo_client[settings.connections_db]
+
+
+class Company:
+    """A tenant and the headers of its accounting user."""
+
+    def __init__(self):
+        self.id = ObjectId()
+        self.headers = {"Authorization": f"Bearer {user_token(self.id)}"}
+
+
+@pytest.fixture
+def company():
+    return Company()
+
+
+@pytest.fixture
+def other_company():
+    return Company()
+
+
+@pytest.fixture
+def service_headers():
+    return {"Authorization": f"Bearer {service_token('ingest-worker')}"}
+
+
+@pytest.fixture
+def create(http, company):
+    """POST /invoice-connections for `company` (or `as_company`); the response."""
+
+    def create(as_company=None, **body):
+        body = {"provider": "yooz", "apiKey": API_KEY, **body}
+        return http.post("/invoice-connections", json=body, headers=(as_company or company).headers)
+
+    return create
+
+
+@pytest.fixture
+def worker(http, service_headers):
+    """The internal API, as a worker calls it."""
+
+    class Worker:
+        def post(self, path, body=None):
+            return http.post(f"/internal/connections{path}", json=body or {}, headers=service_headers)
+
+        def get(self, path):
+            return http.get(f"/internal/connections{path}", headers=service_headers)
+
+        def claim(self, name="worker-1", lease_seconds=60):
+            return self.post("/claim", {"worker": name, "lease_seconds": lease_seconds})
+
+    return Worker()
