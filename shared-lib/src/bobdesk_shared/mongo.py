@@ -11,7 +11,8 @@ import logging
 from collections.abc import Iterable
 
 import pymongo
-from pymongo import IndexModel, MongoClient
+from prometheus_client import Counter, Histogram
+from pymongo import IndexModel, MongoClient, monitoring
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
@@ -19,8 +20,37 @@ from pymongo.write_concern import WriteConcern
 log = logging.getLogger(__name__)
 
 
+MONGO_COMMANDS = Counter("mongo_commands_total", "Database commands sent, by command and outcome",
+                         ["command", "outcome"])
+MONGO_COMMAND_SECONDS = Histogram("mongo_command_duration_seconds", "Database command round trips, by command",
+                                  ["command"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                        1, 2.5, 5, 10))
+
+
+class CommandMetrics(monitoring.CommandListener):
+    """Counts and times every command a client sends: the round trips per request show on /metrics."""
+
+    # Handshakes and heartbeats of the driver itself, not work a request asked for.
+    IGNORED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart", "saslContinue"})
+
+    def started(self, event):
+        pass
+
+    def succeeded(self, event):
+        self._observe(event, "ok")
+
+    def failed(self, event):
+        self._observe(event, "error")
+
+    def _observe(self, event, outcome: str) -> None:
+        if event.command_name not in self.IGNORED:
+            MONGO_COMMANDS.labels(event.command_name, outcome).inc()
+            MONGO_COMMAND_SECONDS.labels(event.command_name).observe(event.duration_micros / 1e6)
+
+
 def connect(uri: str, app_name: str, **overrides) -> MongoClient:
     options = dict(
+        event_listeners=[CommandMetrics(), *overrides.pop("event_listeners", ())],
         appname=app_name,
         tz_aware=True,
         retryWrites=True,
