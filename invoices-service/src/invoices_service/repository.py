@@ -18,6 +18,11 @@ starts with `client` because every request is scoped to one company:
 - `client_updated_at` (client, updated_at): `updated_after`/`updated_before`.
 - `client_unmatched_reference` (client, order_reference), partial on unmatched automatic
   invoices: reconcile's distinct unlinked references (bounded by them, not by invoice count).
+
+Every query names its index (`hint`): the plan is then the one reviewed here on any server, never
+a collection scan chosen by a planner (the embedded server's planner does choose collection scans
+for `$in` and multi-field equalities; real MongoDB may choose badly after a plan-cache flush on
+skewed data). `distinct` is an aggregation because a hint on `distinct` needs MongoDB 7.1.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from pymongo.errors import BulkWriteError
 from .domain import LINKED, PUBLIC_PROJECTION, UNMATCHED, Contractor, Ticket
 
 DUPLICATE_KEY = 11000
+# Automatic invoices waiting for a ticket: the partial index's filter and its queries' base.
+UNLINKED_AUTOMATIC = {"state": UNMATCHED, "manual_link": False, "order_reference": {"$type": "string"}}
 
 INDEXES = [
     IndexModel([("client", ASCENDING), ("_id", ASCENDING)], name="client_id"),
@@ -48,8 +55,7 @@ INDEXES = [
     IndexModel([("client", ASCENDING), ("issue_date", ASCENDING)], name="client_issue_date"),
     IndexModel([("client", ASCENDING), ("updated_at", ASCENDING)], name="client_updated_at"),
     IndexModel([("client", ASCENDING), ("order_reference", ASCENDING)], name="client_unmatched_reference",
-               partialFilterExpression={"state": UNMATCHED, "manual_link": False,
-                                        "order_reference": {"$type": "string"}}),
+               partialFilterExpression=UNLINKED_AUTOMATIC),
 ]
 
 # What ingestion compares to decide created/updated/unchanged (never the raw payload or lines).
@@ -74,6 +80,11 @@ _LIST_INDEXES = (
 
 def list_index(query: dict) -> str:
     return next((index for field, index in _LIST_INDEXES if field in query), "client_id")
+
+
+def guarded_update(invoice_id: ObjectId, rev: str | None, changes: dict) -> UpdateOne:
+    """`$set` of `changes` unless the invoice was written since `rev` was read (optimistic concurrency)."""
+    return UpdateOne({"_id": invoice_id, "rev": rev}, {"$set": changes}, hint="_id_")
 
 
 def mint_id(created_at: dt.datetime) -> ObjectId:
@@ -105,7 +116,7 @@ class InvoiceRepository:
     def find_for_ingest(self, client: ObjectId, provider: str, platform_ids: list[str]) -> dict[str, dict]:
         cursor = self.invoices.find(
             {"client": client, "invoice_platform_id": {"$in": platform_ids}, "provider": provider},
-            INGEST_PROJECTION, batch_size=len(platform_ids) + 1,
+            INGEST_PROJECTION, batch_size=len(platform_ids) + 1, hint="client_platform_id_provider",
         )
         return {doc["invoice_platform_id"]: doc for doc in cursor}
 
@@ -124,7 +135,7 @@ class InvoiceRepository:
         return BulkOutcome(duplicate_indexes=duplicates, matched=result.get("nMatched", 0))
 
     def revisions(self, ids: list[ObjectId]) -> dict[ObjectId, str]:
-        cursor = self.invoices.find({"_id": {"$in": ids}}, {"rev": 1}, batch_size=len(ids) + 1)
+        cursor = self.invoices.find({"_id": {"$in": ids}}, {"rev": 1}, batch_size=len(ids) + 1, hint="_id_")
         return {doc["_id"]: doc.get("rev") for doc in cursor}
 
     # --- reads ----------------------------------------------------------------------------------
@@ -142,13 +153,18 @@ class InvoiceRepository:
         """Apply `changes` unless the invoice changed since it was read (then None)."""
         return self.invoices.find_one_and_update(
             {"_id": invoice_id, "client": client, "rev": rev}, {"$set": changes},
-            projection=PUBLIC_PROJECTION, return_document=ReturnDocument.AFTER,
+            projection=PUBLIC_PROJECTION, return_document=ReturnDocument.AFTER, hint="_id_",
         )
 
     # --- reconciliation ---------------------------------------------------------------------
 
+    def _distinct(self, field: str, query: dict, index: str) -> list:
+        pipeline = [{"$match": query}, {"$group": {"_id": f"${field}"}}]
+        return [doc["_id"] for doc in self.invoices.aggregate(pipeline, hint=index, batchSize=100_000)]
+
     def distinct_valid_sirets(self, client: ObjectId) -> list[str]:
-        return self.invoices.distinct("supplier.siret", {"client": client, "supplier.siren": {"$ne": None}})
+        return self._distinct("supplier.siret", {"client": client, "supplier.siren": {"$ne": None}},
+                              "client_supplier_siret_id")
 
     def rematch_suppliers(self, client: ObjectId, wanted: dict[str, ObjectId | None], changes: dict) -> int:
         """Set each SIRET's supplier where it differs; an automatic link made under the old supplier
@@ -157,23 +173,27 @@ class InvoiceRepository:
         for siret, supplier_id in wanted.items():
             stale = {"client": client, "supplier.siret": siret, "supplier_id": {"$ne": supplier_id}}
             operations.append(UpdateMany({**stale, "state": LINKED, "manual_link": False}, {"$set": {
-                **changes, "supplier_id": supplier_id, "ticket_id": None, "state": UNMATCHED}}))
-            operations.append(UpdateMany(stale, {"$set": {**changes, "supplier_id": supplier_id}}))
+                **changes, "supplier_id": supplier_id, "ticket_id": None, "state": UNMATCHED}},
+                hint="client_supplier_siret_id"))
+            operations.append(UpdateMany(stale, {"$set": {**changes, "supplier_id": supplier_id}},
+                                         hint="client_supplier_siret_id"))
         if not operations:
             return 0
         return self.invoices.bulk_write(operations, ordered=True).modified_count
 
     def unlinked_references(self, client: ObjectId) -> list[str]:
-        return self.invoices.distinct("order_reference", {
-            "client": client, "state": UNMATCHED, "manual_link": False, "order_reference": {"$type": "string"}})
+        return self._distinct("order_reference", {**UNLINKED_AUTOMATIC, "client": client},
+                              "client_unmatched_reference")
 
     def link_references(self, client: ObjectId, tickets: dict[str, Ticket], changes: dict) -> int:
         operations = []
         for reference, ticket in tickets.items():
-            query = {"client": client, "order_reference": reference, "state": UNMATCHED, "manual_link": False}
+            # The partial index's own filter, spelled out, so the hint is valid on every server.
+            query = {**UNLINKED_AUTOMATIC, "client": client, "order_reference": {"$eq": reference, "$type": "string"}}
             if ticket.contractor is not None:
                 query["supplier_id"] = ticket.contractor
-            operations.append(UpdateMany(query, {"$set": {**changes, "ticket_id": ticket.id, "state": LINKED}}))
+            operations.append(UpdateMany(query, {"$set": {**changes, "ticket_id": ticket.id, "state": LINKED}},
+                                         hint="client_unmatched_reference"))
         if not operations:
             return 0
         return self.invoices.bulk_write(operations, ordered=False).modified_count

@@ -35,7 +35,7 @@ from .domain import (
     tickets_fingerprint,
     visible_changes,
 )
-from .repository import InvoiceRepository, PlatformRepository, id_floor, mint_id
+from .repository import InvoiceRepository, PlatformRepository, guarded_update, id_floor, mint_id
 
 MAX_ATTEMPTS = 5
 # Compared with the stored invoice to tell "unchanged" from "updated" (content_hash covers the
@@ -198,7 +198,7 @@ class InvoiceService:
         changes = {**invoice.content, **derived, "rev": rev}
         if visible_changes(existing, changes):
             changes["updated_at"] = now
-        operation = UpdateOne({"_id": existing["_id"], "rev": existing.get("rev")}, {"$set": changes})
+        operation = guarded_update(existing["_id"], existing.get("rev"), changes)
         outcome = "cancelled" if cancel_at is not None and not already_deleted else "updated"
         return _Plan(key, outcome, existing["_id"], operation, rev)
 
@@ -214,7 +214,7 @@ class InvoiceService:
         changes = {"deleted": True, "cancelled_at": cancel_at, "ticket_id": ticket_id, "state": state, "rev": rev}
         if state != existing.get("state") or ticket_id != existing.get("ticket_id"):
             changes["updated_at"] = now
-        operation = UpdateOne({"_id": existing["_id"], "rev": existing.get("rev")}, {"$set": changes})
+        operation = guarded_update(existing["_id"], existing.get("rev"), changes)
         return _Plan(key, "cancelled", existing["_id"], operation, rev)
 
     def _write(self, writes: list[_Plan]) -> set[str]:
