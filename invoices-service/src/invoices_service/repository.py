@@ -19,10 +19,11 @@ starts with `client` because every request is scoped to one company:
 - `client_unmatched_reference` (client, order_reference), partial on unmatched automatic
   invoices: reconcile's distinct unlinked references (bounded by them, not by invoice count).
 
-Every query names its index (`hint`): the plan is then the one reviewed here on any server, never
-a collection scan chosen by a planner (the embedded server's planner does choose collection scans
-for `$in` and multi-field equalities; real MongoDB may choose badly after a plan-cache flush on
-skewed data). `distinct` is an aggregation because a hint on `distinct` needs MongoDB 7.1.
+Queries by `_id` and the ingestion lookup are left to the planner (both servers pick the index;
+a hint makes the embedded server walk the whole index range). The list and reconcile queries name
+their index (`hint`), because several indexes start with `client` and the embedded planner would
+otherwise scan the collection; `distinct` is an aggregation because a hint on `distinct` needs
+MongoDB 7.1. tests/integration/test_query_plans.py explains every command the code sends.
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ INDEXES = [
 
 # What ingestion compares to decide created/updated/unchanged (never the raw payload or lines).
 INGEST_PROJECTION = {
-    "invoice_platform_id": 1, "rev": 1, "content_hash": 1, "connection": 1, "supplier_id": 1, "ticket_id": 1,
-    "state": 1, "manual_link": 1, "deleted": 1, "number": 1, "issue_date": 1, "due_date": 1, "currency": 1,
-    "amounts": 1, "supplier.name": 1, "supplier.siret": 1,
+    "invoice_platform_id": 1, "provider": 1, "rev": 1, "content_hash": 1, "connection": 1, "supplier_id": 1,
+    "ticket_id": 1, "state": 1, "manual_link": 1, "deleted": 1, "number": 1, "issue_date": 1, "due_date": 1,
+    "currency": 1, "amounts": 1, "supplier.name": 1, "supplier.siret": 1,
 }
 
 
@@ -84,7 +85,7 @@ def list_index(query: dict) -> str:
 
 def guarded_update(invoice_id: ObjectId, rev: str | None, changes: dict) -> UpdateOne:
     """`$set` of `changes` unless the invoice was written since `rev` was read (optimistic concurrency)."""
-    return UpdateOne({"_id": invoice_id, "rev": rev}, {"$set": changes}, hint="_id_")
+    return UpdateOne({"_id": invoice_id, "rev": rev}, {"$set": changes})
 
 
 def mint_id(created_at: dt.datetime) -> ObjectId:
@@ -114,11 +115,12 @@ class InvoiceRepository:
     # --- ingestion ---------------------------------------------------------------------------
 
     def find_for_ingest(self, client: ObjectId, provider: str, platform_ids: list[str]) -> dict[str, dict]:
-        cursor = self.invoices.find(
-            {"client": client, "invoice_platform_id": {"$in": platform_ids}, "provider": provider},
-            INGEST_PROJECTION, batch_size=len(platform_ids) + 1, hint="client_platform_id_provider",
-        )
-        return {doc["invoice_platform_id"]: doc for doc in cursor}
+        # The index prefix (client, invoice_platform_id) with `$in` point lookups; the provider is
+        # checked here: a company has one or two providers, and the embedded server's planner scans
+        # the collection when the filter also names `provider`.
+        cursor = self.invoices.find({"client": client, "invoice_platform_id": {"$in": platform_ids}},
+                                    INGEST_PROJECTION, batch_size=len(platform_ids) + 1)
+        return {doc["invoice_platform_id"]: doc for doc in cursor if doc.get("provider") == provider}
 
     def apply(self, operations: list[InsertOne | UpdateOne]) -> BulkOutcome:
         """One unordered bulk write (an `insert` and/or an `update` command); duplicate-key failures
@@ -135,7 +137,7 @@ class InvoiceRepository:
         return BulkOutcome(duplicate_indexes=duplicates, matched=result.get("nMatched", 0))
 
     def revisions(self, ids: list[ObjectId]) -> dict[ObjectId, str]:
-        cursor = self.invoices.find({"_id": {"$in": ids}}, {"rev": 1}, batch_size=len(ids) + 1, hint="_id_")
+        cursor = self.invoices.find({"_id": {"$in": ids}}, {"rev": 1}, batch_size=len(ids) + 1)
         return {doc["_id"]: doc.get("rev") for doc in cursor}
 
     # --- reads ----------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ class InvoiceRepository:
         """Apply `changes` unless the invoice changed since it was read (then None)."""
         return self.invoices.find_one_and_update(
             {"_id": invoice_id, "client": client, "rev": rev}, {"$set": changes},
-            projection=PUBLIC_PROJECTION, return_document=ReturnDocument.AFTER, hint="_id_",
+            projection=PUBLIC_PROJECTION, return_document=ReturnDocument.AFTER,
         )
 
     # --- reconciliation ---------------------------------------------------------------------

@@ -4,6 +4,7 @@
   embedded SecantusDB on a free port — or `TEST_MONGO_URI` when set (real mongod).
 - `mongo_client`, `fresh_db_names`: an isolated database name set per test.
 - `CommandCounter`: pymongo command monitoring, to count round trips.
+- `QueryRecorder`: the queries sent to a collection, explained: none may scan the collection.
 - `start_process` / `free_port` / `wait_http`: real processes for e2e tests.
 - token minting helpers for the three kinds.
 """
@@ -11,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -119,6 +121,59 @@ class CommandCounter(monitoring.CommandListener):
 
     def __len__(self) -> int:
         return len(self.commands)
+
+
+class QueryRecorder(monitoring.CommandListener):
+    """Records the queries a client sends to one collection, to explain them afterwards (`plans`)."""
+
+    EXPLAINABLE = frozenset({"find", "aggregate", "update", "delete", "findAndModify", "distinct", "count"})
+    SESSION_FIELDS = frozenset({"lsid", "$db", "txnNumber", "$clusterTime", "writeConcern", "$readPreference"})
+
+    def __init__(self, collection: str):
+        self.collection = collection
+        self.commands: list[dict] = []
+
+    def started(self, event):
+        if event.command_name in self.EXPLAINABLE and event.command.get(event.command_name) == self.collection:
+            self.commands.append({k: v for k, v in event.command.items() if k not in self.SESSION_FIELDS})
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+    def names(self) -> set[str]:
+        return {next(iter(command)) for command in self.commands}
+
+    def plans(self, db) -> list[tuple[dict, str]]:
+        """(command, winning plan as JSON) for every recorded command; an update's statements are
+        explained as the find their filter and hint make, because the embedded server explains every
+        update as a collection scan, whatever it runs."""
+        explained = []
+        for command in self.commands:
+            if "updates" in command:
+                singles = [{"find": command["update"], "filter": statement["q"],
+                            **({"hint": statement["hint"]} if "hint" in statement else {})}
+                           for statement in command["updates"]]
+            else:
+                singles = [command]
+            for single in singles:
+                plan = db.command("explain", single)["queryPlanner"]["winningPlan"]
+                explained.append((single, json.dumps(plan, default=str)))
+        return explained
+
+    def assert_indexed(self, db) -> None:
+        for command, plan in self.plans(db):
+            if not _by_id(command):
+                assert "COLLSCAN" not in plan, (command, plan)
+
+
+def _by_id(command: dict) -> bool:
+    """An `_id` equality or `$in`: a point lookup on every server (the embedded server's explain
+    reports it as a scan when other fields are named, while it reads one document)."""
+    condition = (command.get("filter") or command.get("query") or {}).get("_id")
+    return condition is not None and (not isinstance(condition, dict) or set(condition) <= {"$eq", "$in"})
 
 
 @pytest.fixture(scope="session")
