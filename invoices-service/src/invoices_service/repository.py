@@ -19,11 +19,12 @@ starts with `client` because every request is scoped to one company:
 - `client_unmatched_reference` (client, order_reference), partial on unmatched automatic
   invoices: reconcile's distinct unlinked references (bounded by them, not by invoice count).
 
-Queries by `_id` and the ingestion lookup are left to the planner (both servers pick the index;
-a hint makes the embedded server walk the whole index range). The list and reconcile queries name
-their index (`hint`), because several indexes start with `client` and the embedded planner would
-otherwise scan the collection; `distinct` is an aggregation because a hint on `distinct` needs
-MongoDB 7.1. tests/integration/test_query_plans.py explains every command the code sends.
+Hints: the embedded server walks a hinted index from end to end, whatever the query's bounds, and
+its planner scans the collection for some multi-field filters. So queries by `_id`, the ingestion
+lookup and simple lists are left to the planner (both servers pick the index); lists mixing a
+filter with an `_id` bound (`list_hint`) and reconcile's queries name their index. `distinct` is an
+aggregation because a hint on `distinct` needs MongoDB 7.1. tests/integration/test_query_plans.py
+and test_public_api.py explain what the code sends.
 """
 
 from __future__ import annotations
@@ -81,6 +82,15 @@ _LIST_INDEXES = (
 
 def list_index(query: dict) -> str:
     return next((index for field, index in _LIST_INDEXES if field in query), "client_id")
+
+
+def list_hint(query: dict) -> str | None:
+    """`list_index` when the planner needs telling: a filter combined with an `_id` bound (a cursor or
+    a created_at range), where the embedded server's planner falls back to scanning and sorting.
+    Otherwise none: every planner picks the index itself, and a hint makes the embedded server walk
+    the whole index instead of the query's bounds."""
+    filters = set(query) - {"client"}
+    return list_index(query) if "_id" in filters and len(filters) > 1 else None
 
 
 def guarded_update(invoice_id: ObjectId, rev: str | None, changes: dict) -> UpdateOne:
@@ -144,9 +154,10 @@ class InvoiceRepository:
 
     def list_page(self, query: dict, limit: int) -> list[dict]:
         """One `find`: sorted by _id, the whole page in the first batch (no getMore, no count), on the
-        index `list_index` names (a stable plan whatever the planner's statistics)."""
+        index `list_index` names (tests/integration/test_public_api.py checks the plans)."""
+        hint = list_hint(query)
         return list(self.invoices.find(query, PUBLIC_PROJECTION, sort=[("_id", ASCENDING)], limit=limit,
-                                       batch_size=limit, hint=list_index(query)))
+                                       batch_size=limit, **({"hint": hint} if hint else {})))
 
     def get(self, client: ObjectId, invoice_id: ObjectId, projection: dict | None = None) -> dict | None:
         return self.invoices.find_one({"_id": invoice_id, "client": client}, projection or PUBLIC_PROJECTION)
