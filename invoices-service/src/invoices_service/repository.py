@@ -235,12 +235,34 @@ class PlatformRepository:
         siret = doc.get("siret")
         return Contractor(doc["_id"], siret if isinstance(siret, str) else None, doc.get("isActive") is True)
 
-    def contractors_for_sirens(self, client: ObjectId, sirens: set[str]) -> list[Contractor]:
-        """The company's contractors (owned or partner) whose SIRET starts with one of `sirens`."""
-        prefixes = [re.compile("^" + siren) for siren in sorted(sirens)]
-        query = {**self._of_company(client), "siret": {"$in": prefixes}}
-        cursor = self.contractors.find(query, {"siret": 1, "isActive": 1}, batch_size=10_000)
-        return [self._contractor(doc) for doc in cursor]
+    def matching_data(self, client: ObjectId, sirens: set[str],
+                      numbers: set[str]) -> tuple[list[Contractor], list[Ticket]]:
+        """The company's contractors (owned or partner) whose SIRET starts with one of `sirens`, and its
+        tickets numbered one of `numbers`: one command (`$unionWith`), none when both are empty."""
+        tickets_pipeline = [{"$match": {"client": client, "number": {"$in": sorted(numbers)}}},
+                            {"$project": {"number": 1, "contractor": 1, "kind": {"$literal": "ticket"}}}]
+        if sirens:
+            prefixes = [re.compile("^" + siren) for siren in sorted(sirens)]
+            pipeline = [{"$match": {**self._of_company(client), "siret": {"$in": prefixes}}},
+                        {"$project": {"siret": 1, "isActive": 1, "kind": {"$literal": "contractor"}}}]
+            if numbers:
+                pipeline.append({"$unionWith": {"coll": self.tickets.name, "pipeline": tickets_pipeline}})
+            cursor = self.contractors.aggregate(pipeline, batchSize=10_000)
+        elif numbers:
+            cursor = self.tickets.aggregate(tickets_pipeline, batchSize=10_000)
+        else:
+            return [], []
+        contractors, tickets = [], []
+        for doc in cursor:
+            if doc["kind"] == "contractor":
+                contractors.append(self._contractor(doc))
+            else:
+                tickets.append(self._ticket(doc))
+        return contractors, tickets
+
+    @staticmethod
+    def _ticket(doc: dict) -> Ticket:
+        return Ticket(doc["_id"], doc["number"], doc.get("contractor"))
 
     def contractors_of(self, client: ObjectId) -> list[Contractor]:
         cursor = self.contractors.find(self._of_company(client), {"siret": 1, "isActive": 1}, batch_size=10_000)
@@ -249,7 +271,7 @@ class PlatformRepository:
     def tickets_by_numbers(self, client: ObjectId, numbers: set[str] | list[str]) -> list[Ticket]:
         cursor = self.tickets.find({"client": client, "number": {"$in": sorted(numbers)}},
                                    {"number": 1, "contractor": 1}, batch_size=len(numbers) + 1)
-        return [Ticket(doc["_id"], doc["number"], doc.get("contractor")) for doc in cursor]
+        return [self._ticket(doc) for doc in cursor]
 
     def ticket(self, client: ObjectId, ticket_id: ObjectId) -> Ticket | None:
         doc = self.tickets.find_one({"_id": ticket_id, "client": client}, {"number": 1, "contractor": 1})

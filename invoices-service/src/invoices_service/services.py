@@ -131,9 +131,9 @@ class InvoiceService:
             return summary
 
         sirens = {invoice.content["supplier"]["siren"] for invoice in latest.values()} - {None}
-        contractors = self.platform.contractors_for_sirens(grant.client, sirens) if sirens else []
         references = {invoice.order_reference for invoice in latest.values()} - {None}
-        tickets = index_tickets(self.platform.tickets_by_numbers(grant.client, references)) if references else {}
+        contractors, found_tickets = self.platform.matching_data(grant.client, sirens, references)
+        tickets = index_tickets(found_tickets)
 
         done: dict[str, _Plan] = {}
         pending = keys
