@@ -21,10 +21,10 @@ starts with `client` because every request is scoped to one company:
 
 Hints: the embedded server walks a hinted index from end to end, whatever the query's bounds, and
 its planner scans the collection for some multi-field filters. So queries by `_id`, the ingestion
-lookup and simple lists are left to the planner (both servers pick the index); lists mixing a
-filter with an `_id` bound (`list_hint`) and reconcile's queries name their index. `distinct` is an
-aggregation because a hint on `distinct` needs MongoDB 7.1. tests/integration/test_query_plans.py
-and test_public_api.py explain what the code sends.
+lookup, reconcile and simple lists are left to the planner; only lists mixing a filter with an
+`_id` bound (`list_hint`) name their index. tests/integration/test_query_plans.py and
+test_public_api.py explain what ingestion and the reads send. Reconcile is not hinted: on the
+embedded server a hinted walk covers every company, which is worse than its scan.
 """
 
 from __future__ import annotations
@@ -171,13 +171,8 @@ class InvoiceRepository:
 
     # --- reconciliation ---------------------------------------------------------------------
 
-    def _distinct(self, field: str, query: dict, index: str) -> list:
-        pipeline = [{"$match": query}, {"$group": {"_id": f"${field}"}}]
-        return [doc["_id"] for doc in self.invoices.aggregate(pipeline, hint=index, batchSize=100_000)]
-
     def distinct_valid_sirets(self, client: ObjectId) -> list[str]:
-        return self._distinct("supplier.siret", {"client": client, "supplier.siren": {"$ne": None}},
-                              "client_supplier_siret_id")
+        return self.invoices.distinct("supplier.siret", {"client": client, "supplier.siren": {"$ne": None}})
 
     def rematch_suppliers(self, client: ObjectId, wanted: dict[str, ObjectId | None], changes: dict) -> int:
         """Set each SIRET's supplier where it differs; an automatic link made under the old supplier
@@ -186,27 +181,22 @@ class InvoiceRepository:
         for siret, supplier_id in wanted.items():
             stale = {"client": client, "supplier.siret": siret, "supplier_id": {"$ne": supplier_id}}
             operations.append(UpdateMany({**stale, "state": LINKED, "manual_link": False}, {"$set": {
-                **changes, "supplier_id": supplier_id, "ticket_id": None, "state": UNMATCHED}},
-                hint="client_supplier_siret_id"))
-            operations.append(UpdateMany(stale, {"$set": {**changes, "supplier_id": supplier_id}},
-                                         hint="client_supplier_siret_id"))
+                **changes, "supplier_id": supplier_id, "ticket_id": None, "state": UNMATCHED}}))
+            operations.append(UpdateMany(stale, {"$set": {**changes, "supplier_id": supplier_id}}))
         if not operations:
             return 0
         return self.invoices.bulk_write(operations, ordered=True).modified_count
 
     def unlinked_references(self, client: ObjectId) -> list[str]:
-        return self._distinct("order_reference", {**UNLINKED_AUTOMATIC, "client": client},
-                              "client_unmatched_reference")
+        return self.invoices.distinct("order_reference", {**UNLINKED_AUTOMATIC, "client": client})
 
     def link_references(self, client: ObjectId, tickets: dict[str, Ticket], changes: dict) -> int:
         operations = []
         for reference, ticket in tickets.items():
-            # The partial index's own filter, spelled out, so the hint is valid on every server.
             query = {**UNLINKED_AUTOMATIC, "client": client, "order_reference": {"$eq": reference, "$type": "string"}}
             if ticket.contractor is not None:
                 query["supplier_id"] = ticket.contractor
-            operations.append(UpdateMany(query, {"$set": {**changes, "ticket_id": ticket.id, "state": LINKED}},
-                                         hint="client_unmatched_reference"))
+            operations.append(UpdateMany(query, {"$set": {**changes, "ticket_id": ticket.id, "state": LINKED}}))
         if not operations:
             return 0
         return self.invoices.bulk_write(operations, ordered=False).modified_count
