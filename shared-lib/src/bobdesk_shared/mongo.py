@@ -27,11 +27,13 @@ MONGO_COMMAND_SECONDS = Histogram("mongo_command_duration_seconds", "Database co
                                                         1, 2.5, 5, 10))
 
 
+# Handshakes, heartbeats and probes of the driver itself (and /readyz's ping), not work a request asked for.
+DRIVER_COMMANDS = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart", "saslContinue",
+                             "buildInfo", "getLastError"})
+
+
 class CommandMetrics(monitoring.CommandListener):
     """Counts and times every command a client sends: the round trips per request show on /metrics."""
-
-    # Handshakes and heartbeats of the driver itself, not work a request asked for.
-    IGNORED = frozenset({"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart", "saslContinue"})
 
     def started(self, event):
         pass
@@ -43,7 +45,7 @@ class CommandMetrics(monitoring.CommandListener):
         self._observe(event, "error")
 
     def _observe(self, event, outcome: str) -> None:
-        if event.command_name not in self.IGNORED:
+        if event.command_name not in DRIVER_COMMANDS:
             MONGO_COMMANDS.labels(event.command_name, outcome).inc()
             MONGO_COMMAND_SECONDS.labels(event.command_name).observe(event.duration_micros / 1e6)
 

@@ -30,6 +30,7 @@ import requests
 from pymongo import MongoClient, monitoring
 
 from . import auth
+from .mongo import DRIVER_COMMANDS
 
 TEST_ENV = {
     "ENV": "test",
@@ -97,14 +98,11 @@ def start_embedded_mongo(port: int, storage_path: str, log_path: str) -> subproc
 class CommandCounter(monitoring.CommandListener):
     """Counts the commands a client sends (register with `event_listeners=[counter]`)."""
 
-    IGNORED = {"hello", "ismaster", "isMaster", "ping", "endSessions", "saslStart", "saslContinue",
-               "buildInfo", "getLastError"}
-
     def __init__(self):
         self.commands: list[tuple[str, str]] = []
 
     def started(self, event):
-        if event.command_name not in self.IGNORED:
+        if event.command_name not in DRIVER_COMMANDS:
             self.commands.append((event.command_name, event.database_name))
 
     def succeeded(self, event):
