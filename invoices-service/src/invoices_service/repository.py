@@ -193,7 +193,7 @@ class InvoiceRepository:
     def link_references(self, client: ObjectId, tickets: dict[str, Ticket], changes: dict) -> int:
         operations = []
         for reference, ticket in tickets.items():
-            query = {**UNLINKED_AUTOMATIC, "client": client, "order_reference": {"$eq": reference, "$type": "string"}}
+            query = {**UNLINKED_AUTOMATIC, "client": client, "order_reference": reference}
             if ticket.contractor is not None:
                 query["supplier_id"] = ticket.contractor
             operations.append(UpdateMany(query, {"$set": {**changes, "ticket_id": ticket.id, "state": LINKED}}))
