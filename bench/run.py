@@ -66,7 +66,7 @@ class Bench:
         self.rows: list[dict] = []
         self.company: ObjectId | None = None  # the company of the large sync, listed by 1 and 2
 
-    def row(self, scenario: str, figure: float, unit: str, target: str, met: bool, *,
+    def row(self, scenario: str, figure: float, unit: str, target: str, met: bool | None, *,
             baseline: float | None = None, ratio: float | None = None, note: str = "") -> None:
         self.rows.append({"scenario": scenario, "figure": round(figure, 3), "unit": unit,
                           "baseline": None if baseline is None else round(baseline, 3),
@@ -237,18 +237,21 @@ class Bench:
         stack.stop_process(poller)
         stack.delete_connection(company, connection["id"])
         p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
-        self.row("5. webhook received -> visible in the public API, p50", p50 * 1000, "ms", "(p99 decides)", True,
+        self.row("5. webhook received -> visible in the public API, p50", p50 * 1000, "ms", "", None,
                  baseline=floor * 1000, note=f"{self.webhooks} events one after another; baseline: one "
                                              f"public list request (the visibility check itself)")
         self.row("5. webhook received -> visible in the public API, p99", p99 * 1000, "ms", "<= 500 ms",
                  p99 <= 0.5, baseline=floor * 1000)
 
 
+MET = {True: "yes", False: "NO", None: ""}  # None: a figure reported without a target of its own
+
+
 def print_table(rows: list[dict]) -> None:
     header = ("scenario", "figure", "baseline", "ratio", "target", "met")
     lines = [(r["scenario"], f"{r['figure']:,.1f} {r['unit']}",
               "" if r["baseline"] is None else f"{r['baseline']:,.1f}",
-              "" if r["ratio"] is None else f"{r['ratio']:.2f}x", r["target"], "yes" if r["met"] else "NO")
+              "" if r["ratio"] is None else f"{r['ratio']:.2f}x", r["target"], MET[r["met"]])
              for r in rows]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *lines, strict=True)]
     for line in (header, tuple("-" * w for w in widths), *lines):
@@ -266,7 +269,7 @@ def main() -> int:
     parser.add_argument("--webhooks", type=int, default=100, help="webhook events timed (default 100)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
-    if args.invoices < 2 * 10_000 and args.invoices != parser.get_default("invoices"):
+    if args.invoices < 20_000:
         print(f"note: with --invoices {args.invoices} the deep page is at depth {args.invoices // 2}, not 10,000")
 
     workdir = Path(tempfile.mkdtemp(prefix="bobdesk-bench-"))
@@ -294,7 +297,7 @@ def main() -> int:
         "parameters": {k: v for k, v in vars(args).items() if k != "out"},
         "seconds": round(elapsed, 1), "results": bench.rows,
     }, indent=2) + "\n")
-    return 0 if all(r["met"] for r in bench.rows) else 1
+    return 1 if any(r["met"] is False for r in bench.rows) else 0
 
 
 if __name__ == "__main__":
