@@ -55,7 +55,7 @@ run-worker: $(STAMP) ## ingest-worker poller (no port)
 
 run-yooz-sim: $(STAMP) ## Yooz simulator with demo data on YOOZ_SIM_PORT
 	@tools/mongo.sh ensure
-	exec $(BIN)/python -m ingest_worker.yooz_sim
+	exec $(BIN)/python -m bobdesk_simulators.yooz
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .

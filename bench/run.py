@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import requests
-from bobdesk_shared.testing import service_token, wait_until
+from bobdesk_devtools.testing import service_token, wait_until
 from bson import ObjectId
 from ingest_worker.providers.yooz import YoozAdapter
 from invoices_service.domain import PUBLIC_PROJECTION

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import requests
-from bobdesk_shared.testing import (
+from bobdesk_devtools.testing import (
     TEST_ENV,
     Process,
     free_port,
@@ -88,7 +88,7 @@ class Stack:
         return process
 
     def start_services(self) -> None:
-        self.start("yooz-sim", [sys.executable, "-m", "ingest_worker.yooz_sim"], {"YOOZ_SIM_DEMO": "0"})
+        self.start("yooz-sim", [sys.executable, "-m", "bobdesk_simulators.yooz"], {"YOOZ_SIM_DEMO": "0"})
         for name, app, url in (("connections", "connections_service.app:create_app()", self.connections_url),
                                ("invoices", "invoices_service.app:create_app()", self.invoices_url),
                                ("webhooks", "ingest_worker.webhooks.app:create_app()", self.webhooks_url)):

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=.venv
 STAMP=$VENV/.installed
-PACKAGES=(shared-lib connections-service invoices-service ingest-worker)
+PACKAGES=(shared-lib connections-service invoices-service ingest-worker)  # production: what the image installs
+DEV_PACKAGES=(simulators devtools)  # development only: never in the image
 mkdir -p .data
 exec 9>.data/install.lock
 flock 9
@@ -23,7 +24,7 @@ if [[ ${1:-} == --relock ]]; then
   rm -rf .data/lockvenv
   python3 -m venv .data/lockvenv
   .data/lockvenv/bin/pip install -q --upgrade pip
-  .data/lockvenv/bin/pip install -q "${PACKAGES[@]/#/./}" -r requirements-dev.txt
+  .data/lockvenv/bin/pip install -q "${PACKAGES[@]/#/./}" "${DEV_PACKAGES[@]/#/./}" -r requirements-dev.txt
   { echo "# Pinned versions of every dependency (runtime and dev). Regenerate with 'make lock'."
     .data/lockvenv/bin/pip freeze --exclude-editable | grep -vi '^bobdesk-'; } > constraints.txt
   echo "constraints.txt re-resolved; review 'git diff constraints.txt'"
@@ -35,8 +36,8 @@ echo "installing into $VENV (pinned by constraints.txt)..."
 [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 editable=()
-for package in "${PACKAGES[@]}"; do editable+=(-e "./$package"); done
+for package in "${PACKAGES[@]}" "${DEV_PACKAGES[@]}"; do editable+=(-e "./$package"); done
 "$VENV/bin/python" -m pip install -q -c constraints.txt "${editable[@]}" -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
-"$VENV/bin/python" -c "import bobdesk_shared, flask_smorest, pymongo, nacl, jwt, secantus" 
+"$VENV/bin/python" -c "import bobdesk_shared, bobdesk_simulators, bobdesk_devtools, flask_smorest, pymongo, nacl, jwt, secantus" 
 touch "$STAMP"
 echo "installed."

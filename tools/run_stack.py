@@ -2,7 +2,7 @@
 
 Starts the embedded MongoDB unless MONGO_URI is set and the Yooz simulator unless
 YOOZ_BASE_URL is set, then every component that exists, waits for each to be
-ready, seeds the demo (ingest_worker.demo) and prints the URLs and demo tokens.
+ready, seeds the demo (bobdesk_devtools.demo) and prints the URLs and demo tokens.
 """
 
 from __future__ import annotations
@@ -76,17 +76,17 @@ def main() -> None:
         (ROOT / ".data/mongo").mkdir(parents=True, exist_ok=True)
         start("embedded MongoDB", [str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(mongo_port),
                                    "--storage-path", str(ROOT / ".data/mongo"), "--log-level", "WARNING"])
-        from bobdesk_shared.testing import wait_until
+        from bobdesk_devtools.testing import wait_until
         from pymongo import MongoClient
 
         client = MongoClient(env["MONGO_URI"], serverSelectionTimeoutMS=500)
         wait_until(lambda: client.admin.command("ping"), 60, 0.2, "embedded MongoDB")
 
     urls: dict[str, str] = {}
-    if not env.get("YOOZ_BASE_URL") and exists("ingest_worker.yooz_sim"):
+    if not env.get("YOOZ_BASE_URL") and exists("bobdesk_simulators.yooz"):
         sim_port = port("YOOZ_SIM_PORT", 8090)
         env["YOOZ_BASE_URL"] = f"http://127.0.0.1:{sim_port}"
-        start("Yooz simulator", [str(BIN / "python"), "-m", "ingest_worker.yooz_sim"])
+        start("Yooz simulator", [str(BIN / "python"), "-m", "bobdesk_simulators.yooz"])
         wait_ready("Yooz simulator", env["YOOZ_BASE_URL"] + "/healthz", procs)
         urls["Yooz simulator"] = env["YOOZ_BASE_URL"]
 
@@ -104,8 +104,8 @@ def main() -> None:
         wait_ready(name, f"http://127.0.0.1:{p}/readyz", procs)
         urls[name] = f"http://127.0.0.1:{p}  (docs: /docs)"
 
-    if exists("ingest_worker.demo") and "YOOZ_BASE_URL" in env:
-        subprocess.run([str(BIN / "python"), "-m", "ingest_worker.demo"], cwd=ROOT, env=env, check=True)
+    if exists("bobdesk_devtools.demo") and "YOOZ_BASE_URL" in env:
+        subprocess.run([str(BIN / "python"), "-m", "bobdesk_devtools.demo"], cwd=ROOT, env=env, check=True)
     if exists("ingest_worker.poller"):
         start("poller", [str(BIN / "python"), "-m", "ingest_worker.poller"])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bobdesk_shared.testing import service_token, user_token
+from bobdesk_devtools.testing import service_token, user_token
 from bson import ObjectId
 from connections_service.app import create_app
 from connections_service.config import load_settings

@@ -27,7 +27,7 @@ usage: bobdesk <command> [args]
   ensure-indexes-connections   create connections-service's indexes
   ensure-indexes-invoices      create invoices-service's indexes
   ensure-indexes-ingest        create the ingest-worker's indexes
-  <anything else>              run as given (e.g. python -m ingest_worker.yooz_sim.cli --help)
+  <anything else>              run as given (e.g. python -m connections_service.cli --help)
 USAGE
 }
 

@@ -5,11 +5,12 @@ import re
 import shlex
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import manifest_rules
 import requests
-from bobdesk_shared.testing import free_port, wait_http
+from bobdesk_devtools.testing import free_port, wait_http
 
 DEPLOY = manifest_rules.DEPLOY_DIR
 ROOT = DEPLOY.parent
@@ -65,9 +66,10 @@ def entrypoint_branches() -> dict[str, str]:
     return dict(re.findall(r"^\s+([a-z][a-z-]*)\)\s+(.*?)\s*;;\s*$", manifest_rules.ENTRYPOINT.read_text(), re.M))
 
 
-def install_packages() -> list[str]:
-    """The packages tools/install.sh (make install) installs, in its order."""
-    return re.search(r"^PACKAGES=\(([^)]*)\)", (ROOT / "tools" / "install.sh").read_text(), re.M)[1].split()
+def install_packages(variable: str = "PACKAGES") -> list[str]:
+    """The packages tools/install.sh (make install) installs, in its order: the production ones
+    (`PACKAGES`, what the image holds) or the development-only ones (`DEV_PACKAGES`)."""
+    return re.search(rf"^{variable}=\(([^)]*)\)", (ROOT / "tools" / "install.sh").read_text(), re.M)[1].split()
 
 
 DOCKERFILE = (DEPLOY / "Dockerfile").read_text()
@@ -105,9 +107,33 @@ def test_image_installs_the_packages_make_installs_pinned_by_the_same_constraint
     assert {"constraints.txt", *install_packages()} <= copied
     dev_tools = [re.split(r"[<>=\[ ]", line)[0] for line in (ROOT / "requirements-dev.txt").read_text().splitlines()
                  if line.strip() and not line.startswith("#")]
-    steps = " ".join(args for _, args in instructions(DOCKERFILE))
+    # Removing an installer (`pip uninstall -y pip setuptools wheel`) installs nothing.
+    steps = re.sub(r"pip uninstall -y[\w\s-]*", "", " ".join(args for _, args in instructions(DOCKERFILE)))
     for tool in ["requirements-dev.txt", *dev_tools]:
         assert not re.search(rf"(?<![\w-]){re.escape(tool)}(?![\w-])", steps, re.I), f"{tool} is dev-only"
+
+
+def test_production_wheels_hold_production_code_only(tmp_path):
+    """What the image installs, built as pip builds it: no simulator, demo or test helper, nothing
+    that imports pytest; the development-only packages are neither copied nor installed."""
+    assert install_packages("DEV_PACKAGES"), "tools/install.sh names its development-only packages"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path), *(str(ROOT / package) for package in install_packages())],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert build.returncode == 0, build.stderr
+    wheels = sorted(tmp_path.glob("*.whl"))
+    assert len(wheels) == len(install_packages())
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            modules = [name for name in archive.namelist() if name.endswith(".py")]
+            assert modules, wheel.name
+            for name in modules:
+                assert not re.search(r"(^|/)(\w*sim\w*|demo\w*|testing|conftest)(/|\.py$)", name), (wheel.name, name)
+                source = archive.read(name).decode()
+                assert not re.search(r"^\s*(import|from)\s+pytest\b", source, re.M), (wheel.name, name)
+    steps = " ".join(args for _, args in instructions(DOCKERFILE))
+    for package in install_packages("DEV_PACKAGES"):
+        assert not re.search(rf"(?<![\w-]){re.escape(package)}(?![\w-])", steps), f"{package} is dev-only"
 
 
 def test_runtime_dependencies_are_pinned_in_constraints():

@@ -42,9 +42,9 @@ class SimServer:
     """The Yooz simulator on a free port, in this process (its state reachable as `.store`)."""
 
     def __init__(self):
-        from ingest_worker.yooz_sim.__main__ import load_sim_settings
-        from ingest_worker.yooz_sim.app import build_app
-        from ingest_worker.yooz_sim.state import Store
+        from bobdesk_simulators.yooz.__main__ import load_sim_settings
+        from bobdesk_simulators.yooz.app import build_app
+        from bobdesk_simulators.yooz.state import Store
         from werkzeug.serving import make_server
 
         self.store = Store(seed=1)

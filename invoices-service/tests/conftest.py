@@ -7,8 +7,8 @@ import copy
 import itertools
 
 import pytest
+from bobdesk_devtools.testing import public_token, service_token, user_token
 from bobdesk_shared.errors import Conflict, NotFound
-from bobdesk_shared.testing import public_token, service_token, user_token
 from bson import ObjectId
 from invoices_service.connections import IngestGrant
 

@@ -1,8 +1,8 @@
 import dataclasses
 
 import pytest
+from bobdesk_devtools.testing import TEST_ENV
 from bobdesk_shared import config
-from bobdesk_shared.testing import TEST_ENV
 
 
 @dataclasses.dataclass(frozen=True)

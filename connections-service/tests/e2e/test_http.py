@@ -9,7 +9,7 @@ import threading
 
 import pytest
 import requests
-from bobdesk_shared.testing import free_port, gunicorn_args, service_token, user_token, wait_http
+from bobdesk_devtools.testing import free_port, gunicorn_args, service_token, user_token, wait_http
 from bson import ObjectId
 
 from ..conftest import API_KEY, WEBHOOK_SECRET

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bobdesk_shared.testing import public_token, service_token, user_token
+from bobdesk_devtools.testing import public_token, service_token, user_token
 from bson import ObjectId
 
 from ..conftest import API_KEY, WEBHOOK_SECRET

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from bobdesk_shared.testing import user_token
+from bobdesk_devtools.testing import user_token
 from bson import ObjectId
 
 from ..conftest import API_KEY, WEBHOOK_SECRET

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from bobdesk_shared.testing import (
+from bobdesk_devtools.testing import (
     TEST_ENV,
     Process,
     free_port,
@@ -197,7 +197,7 @@ def stack(mongo_uri, mongo_client, tmp_path_factory):
     }
     stack = Stack(env, tmp_path_factory.mktemp("stack"))
     try:
-        stack.start("yooz-sim", [sys.executable, "-m", "ingest_worker.yooz_sim"])
+        stack.start("yooz-sim", [sys.executable, "-m", "bobdesk_simulators.yooz"])
         stack.start_gunicorn("connections", "connections_service.app:create_app()", ports["CONNECTIONS_PORT"])
         stack.start_gunicorn("invoices", "invoices_service.app:create_app()", ports["INVOICES_PORT"])
         stack.start_gunicorn("webhooks", "ingest_worker.webhooks.app:create_app()", ports["WEBHOOKS_PORT"])

@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 import requests
-from bobdesk_shared.testing import wait_until
+from bobdesk_devtools.testing import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("cleanup")]
 

@@ -12,8 +12,8 @@ import threading
 import time
 
 import pytest
+from bobdesk_devtools.testing import TEST_ENV
 from bobdesk_shared.auth import service_from_token
-from bobdesk_shared.testing import TEST_ENV
 from bson import ObjectId
 from flask import Flask, jsonify, request
 from ingest_worker import canonical

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from bobdesk_shared.testing import TEST_ENV, wait_until
+from bobdesk_devtools.testing import TEST_ENV, wait_until
 from ingest_worker.config import load_settings
 from ingest_worker.poller.polling import Poll
 from ingest_worker.poller.runner import ClaimLoop

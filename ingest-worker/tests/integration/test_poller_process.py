@@ -8,7 +8,7 @@ import time
 
 import pytest
 import requests
-from bobdesk_shared.testing import free_port, wait_http, wait_until
+from bobdesk_devtools.testing import free_port, wait_http, wait_until
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 
 import pytest
 import requests
-from bobdesk_shared.testing import wait_until
+from bobdesk_devtools.testing import wait_until
 from bson import ObjectId
 from ingest_worker.config import load_settings
 from ingest_worker.webhooks.app import create_app

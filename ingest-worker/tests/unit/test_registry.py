@@ -1,7 +1,7 @@
 """One adapter per provider of the shared catalogue, no more, no fewer."""
 
+from bobdesk_devtools.testing import TEST_ENV
 from bobdesk_shared.providers import PROVIDERS
-from bobdesk_shared.testing import TEST_ENV
 from ingest_worker.config import load_settings
 from ingest_worker.providers import ADAPTERS, build_adapters
 from ingest_worker.providers.base import ProviderAdapter

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from bobdesk_shared.testing import (
+from bobdesk_devtools.testing import (
     TEST_ENV,
     Process,
     free_port,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from bobdesk_devtools.testing import public_token, user_token
 from bobdesk_shared.errors import Conflict
-from bobdesk_shared.testing import public_token, user_token
 from bson import ObjectId
 
 
@@ -182,7 +182,7 @@ def test_batch_envelope_is_checked(api, authorizer, make_invoice):
 
 
 def api_service_token():
-    from bobdesk_shared.testing import service_token
+    from bobdesk_devtools.testing import service_token
 
     return service_token()
 

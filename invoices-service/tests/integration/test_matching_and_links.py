@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bobdesk_shared.testing import user_token
+from bobdesk_devtools.testing import user_token
 from bson import ObjectId
 
 SIREN = "732829320"

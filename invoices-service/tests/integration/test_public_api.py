@@ -8,7 +8,7 @@ import json
 from decimal import Decimal
 
 import pytest
-from bobdesk_shared.testing import CommandCounter, public_token, service_token, user_token
+from bobdesk_devtools.testing import CommandCounter, public_token, service_token, user_token
 from bson import ObjectId
 from invoices_service.repository import InvoiceRepository, PlatformRepository, list_hint
 from invoices_service.services import InvoiceService, ListFilters, list_query

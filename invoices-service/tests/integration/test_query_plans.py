@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from bobdesk_shared.testing import QueryRecorder
+from bobdesk_devtools.testing import QueryRecorder
 from bson import ObjectId
 from invoices_service.repository import InvoiceRepository, PlatformRepository
 from invoices_service.services import InvoiceService, ListFilters

@@ -1,6 +1,6 @@
 import pytest
+from bobdesk_devtools.testing import CommandCounter
 from bobdesk_shared import mongo
-from bobdesk_shared.testing import CommandCounter
 from pymongo import IndexModel
 from pymongo.errors import DuplicateKeyError, OperationFailure
 

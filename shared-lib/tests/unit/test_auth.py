@@ -5,8 +5,8 @@ import warnings
 
 import jwt
 import pytest
+from bobdesk_devtools.testing import TEST_ENV, public_token, service_token, user_token
 from bobdesk_shared import auth
-from bobdesk_shared.testing import TEST_ENV, public_token, service_token, user_token
 from bobdesk_shared.web import Blueprint, create_app
 from flask import jsonify
 from jwt.warnings import InsecureKeyLengthWarning

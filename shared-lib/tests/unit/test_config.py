@@ -1,6 +1,6 @@
 import pytest
+from bobdesk_devtools.testing import TEST_ENV
 from bobdesk_shared import config
-from bobdesk_shared.testing import TEST_ENV
 
 
 def test_defaults_for_development(settings_factory):

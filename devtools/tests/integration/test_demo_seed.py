@@ -1,8 +1,8 @@
 """The demo's PLATFORM_DB seed: contractors that match the simulator's suppliers, tickets its invoices quote."""
 
-from ingest_worker import demo
+from bobdesk_devtools import demo
+from bobdesk_simulators.yooz import demo_data
 from ingest_worker.config import load_settings
-from ingest_worker.yooz_sim import demo_data
 
 
 def test_seeding_is_idempotent_and_matches_the_simulator(test_env, mongo_client):

@@ -1,4 +1,4 @@
-"""Drive a running simulator from a shell: `python -m ingest_worker.yooz_sim.cli <command> ...`.
+"""Drive a running simulator from a shell: `python -m bobdesk_simulators.yooz.cli <command> ...`.
 
 Examples:
   cli accounts
@@ -42,7 +42,7 @@ def _fields(pairs: list[str]) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ingest_worker.yooz_sim.cli", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bobdesk_simulators.yooz.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=_default_url(), help="simulator root (YOOZ_BASE_URL)")
     parser.add_argument("--account", default=DEMO_ACCOUNT, help="account id (default: demo)")

@@ -1,4 +1,4 @@
-"""`python -m ingest_worker.demo`: a demo company wired to the simulator's demo account.
+"""`python -m bobdesk_devtools.demo`: a demo company wired to the simulator's demo account.
 
 Run by `make run` once the services are ready (YOOZ_BASE_URL set). Idempotent:
 1. PLATFORM_DB: the demo company's contractors (some with the SIRET of a
@@ -22,13 +22,18 @@ import requests
 from bobdesk_shared.auth import mint_public_token, mint_user_token
 from bobdesk_shared.logs import configure_logging
 from bobdesk_shared.mongo import connect
+from bobdesk_simulators.yooz.demo_data import (
+    DEMO_ACCOUNT,
+    DEMO_API_KEY,
+    DEMO_TICKET_NUMBERS,
+    DEMO_WEBHOOK_SECRET,
+    SUPPLIERS,
+)
 from bson import ObjectId
+from ingest_worker.config import Settings, load_settings
 from pymongo import UpdateOne
 
-from .config import Settings, load_settings
-from .yooz_sim.demo_data import DEMO_ACCOUNT, DEMO_API_KEY, DEMO_TICKET_NUMBERS, DEMO_WEBHOOK_SECRET, SUPPLIERS
-
-log = logging.getLogger("ingest_worker.demo")
+log = logging.getLogger("bobdesk_devtools.demo")
 
 DEMO_COMPANY = ObjectId("5d9b5b5b9ab7e72a4fb4ae69")
 PARTNER_OWNER_COMPANY = ObjectId("5d9b5b5b9ab7e72a4fb4ae70")
@@ -140,7 +145,7 @@ Webhooks from the simulator go to {webhook_url or '(not configured)'}.
   curl -s '{settings.invoices_url}/api/v3.0/invoices?association=linked' -H "Authorization: Bearer $PUBLIC_TOKEN"
   curl -s {settings.connections_url}/invoice-connections -H "Authorization: Bearer $JARVIS_TOKEN"
   curl -s {settings.invoices_url}/invoices -H "Authorization: Bearer $JARVIS_TOKEN"
-  .venv/bin/python -m ingest_worker.yooz_sim.cli add-invoice --field order_reference={DEMO_TICKET_NUMBERS[2]}
+  .venv/bin/python -m bobdesk_simulators.yooz.cli add-invoice --field order_reference={DEMO_TICKET_NUMBERS[2]}
 """)
     sys.stdout.flush()
     return 0

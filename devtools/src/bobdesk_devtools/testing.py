@@ -27,10 +27,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from bobdesk_shared import auth
+from bobdesk_shared.mongo import DRIVER_COMMANDS
 from pymongo import MongoClient, monitoring
-
-from . import auth
-from .mongo import DRIVER_COMMANDS
 
 TEST_ENV = {
     "ENV": "test",

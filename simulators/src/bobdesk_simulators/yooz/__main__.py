@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from .app import build_app
 from .state import Store
 
-log = logging.getLogger("ingest_worker.yooz_sim")
+log = logging.getLogger("bobdesk_simulators.yooz")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,12 +5,12 @@ import threading
 from decimal import Decimal
 
 import pytest
+from bobdesk_simulators.yooz import demo_data
+from bobdesk_simulators.yooz.__main__ import load_sim_settings
+from bobdesk_simulators.yooz.app import build_app
+from bobdesk_simulators.yooz.state import Store
 from ingest_worker.providers.http import ProviderHttp, RetryPolicy
 from ingest_worker.providers.yooz import YoozAdapter
-from ingest_worker.yooz_sim import demo_data
-from ingest_worker.yooz_sim.__main__ import load_sim_settings
-from ingest_worker.yooz_sim.app import build_app
-from ingest_worker.yooz_sim.state import Store
 
 
 @pytest.fixture

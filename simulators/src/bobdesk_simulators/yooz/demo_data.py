@@ -1,6 +1,6 @@
 """Realistic Yooz data: French suppliers with Luhn-valid SIRETs, VAT, ticket references.
 
-The demo seeder (`ingest_worker.demo`) imports the same suppliers and ticket
+The demo seeder (`bobdesk_devtools.demo`) imports the same suppliers and ticket
 numbers to create matching contractors and tickets in PLATFORM_DB.
 """
 
