@@ -8,27 +8,14 @@ import itertools
 
 import pytest
 from bobdesk_devtools.testing import public_token, service_token, user_token
+from bobdesk_shared.canonical import EXAMPLE
 from bobdesk_shared.errors import Conflict, NotFound
 from bson import ObjectId
 from invoices_service.connections import IngestGrant
 
-CANONICAL = {
-    "invoice_platform_id": "YZ-2024-00871",
-    "number": "FA-2024-00871",
-    "issue_date": "2024-03-12",
-    "due_date": "2024-04-12",
-    "currency": "EUR",
-    "amounts": {"ht": "1000.00", "tva": "200.00", "ttc": "1200.00"},
-    "vat_lines": [{"rate": "20.0", "base": "1000.00", "amount": "200.00"}],
-    "lines": [{"label": "Repair", "quantity": "1", "unit_price": "1000.00", "total_excl_tax": "1000.00"}],
-    "supplier": {"platform_id": "SUP-77", "name": "ACME", "siret": None, "iban": "FR7630006000011234567890189"},
-    "order_reference": None,
-    "provider_status": "validated",
-    "cancelled": False,
-    "provider_created_at": "2024-03-12T08:00:00.000Z",
-    "provider_updated_at": "2024-03-12T08:00:00.000Z",
-    "raw": {"id": "YZ-2024-00871", "status": "validated"},
-}
+# The shared example, with a supplier known by no SIRET and no order reference (nothing matches).
+CANONICAL = {**copy.deepcopy(EXAMPLE), "order_reference": None,
+             "supplier": {**EXAMPLE["supplier"], "siret": None}}
 
 
 def luhn_siret(prefix13: str) -> str:

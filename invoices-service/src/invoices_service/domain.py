@@ -1,8 +1,8 @@
-"""The invoice rules of CONTRACTS section 7, free of Flask and pymongo.
+"""The invoice rules, free of Flask and pymongo.
 
 - SIRET validity (14 digits + Luhn, La Poste exception) and supplier matching by SIREN;
 - automatic ticket links and the canonical state;
-- the canonical invoice a worker sends (checked here, so a 400 names every problem);
+- the stored form of the canonical invoice a worker sends (checked by the shared contract);
 - what a client can see of an invoice, rendered as exact JSON.
 """
 
@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from json.encoder import encode_basestring_ascii as _json_string
 
@@ -57,6 +56,16 @@ def siren_of(siret: object) -> str | None:
     return siret[:9] if is_valid_siret(siret) else None
 
 
+def invoice_siren(siret: str | None, provider_siren: str | None) -> str | None:
+    """The SIREN an invoice's supplier is matched by: its SIRET's, or, when the provider gives no
+    SIRET, the provider's own SIREN (9 digits passing Luhn). An invalid SIRET has none."""
+    if siret is not None:
+        return siren_of(siret)
+    valid = isinstance(provider_siren, str) and len(provider_siren) == 9 and provider_siren.isdigit() \
+        and luhn_valid(provider_siren)
+    return provider_siren if valid else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Contractor:
     id: ObjectId
@@ -64,16 +73,15 @@ class Contractor:
     active: bool
 
 
-def match_supplier(siret: str | None, contractors: Iterable[Contractor]) -> ObjectId | None:
-    """CONTRACTS 7: the contractor with exactly this SIRET wins (the active one if several share
-    it); otherwise the one active contractor with the same SIREN; otherwise none (ambiguous or
-    unknown). An invalid SIRET matches nothing."""
-    siren = siren_of(siret)
+def match_supplier(siret: str | None, siren: str | None, contractors: Iterable[Contractor]) -> ObjectId | None:
+    """The contractor with exactly this SIRET wins (the active one if several share it); otherwise
+    the one active contractor with the invoice's SIREN (`invoice_siren`); otherwise none (ambiguous
+    or unknown). No SIREN (an invalid SIRET, or none and no provider SIREN) matches nothing."""
     if siren is None:
         return None
     exact, same_siren = [], []
     for contractor in contractors:
-        if contractor.siret == siret:
+        if siret is not None and contractor.siret == siret:
             exact.append(contractor)
         elif contractor.active and siren_of(contractor.siret) == siren:
             same_siren.append(contractor)
@@ -147,96 +155,13 @@ def decide_link(*, cancelled: bool, manual: bool, current_ticket: ObjectId | Non
     return ticket, state_of(cancelled, ticket)
 
 
-# --- the canonical invoice (docs/internal-api.md) ------------------------------------------
-
-CANONICAL_FIELDS = frozenset((
-    "invoice_platform_id", "number", "issue_date", "due_date", "currency", "amounts", "vat_lines", "lines",
-    "supplier", "order_reference", "provider_status", "cancelled", "provider_created_at",
-    "provider_updated_at", "raw",
-))
-SUPPLIER_FIELDS = frozenset(("platform_id", "name", "siret", "iban"))
-VAT_LINE_DECIMALS = ("rate", "base", "amount")
-LINE_DECIMALS = ("quantity", "unit_price", "total_excl_tax")
-MAX_TEXT = 500
-MAX_ROWS = 1000
-_DECIMAL = re.compile(r"-?\d{1,18}(\.\d{1,10})?")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-
-
-class NotCanonical(ValueError):
-    """The messages say every field that is wrong."""
-
-    def __init__(self, messages: dict[str, str]):
-        super().__init__("; ".join(f"{k}: {v}" for k, v in messages.items()))
-        self.messages = messages
-
-
-class _Checker:
-    def __init__(self, data: Mapping):
-        self.data = data
-        self.errors: dict[str, str] = {}
-
-    def fail(self, path: str, message: str) -> None:
-        self.errors.setdefault(path, message)
-
-    def text(self, value, path: str, *, required: bool) -> str | None:
-        if value is None:
-            if required:
-                self.fail(path, "Missing value.")
-            return None
-        if not isinstance(value, str) or not value or len(value) > MAX_TEXT or not value.isprintable():
-            self.fail(path, f"Not a non-empty printable string of at most {MAX_TEXT} characters.")
-            return None
-        return value
-
-    def decimal(self, value, path: str) -> Decimal128 | None:
-        if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
-            self.fail(path, "Not an exact decimal string (up to 18 digits and 10 decimals).")
-            return None
-        return Decimal128(value)
-
-    def date(self, value, path: str, *, required: bool) -> dt.datetime | None:
-        if value is None and not required:
-            return None
-        if isinstance(value, str) and _DATE.fullmatch(value):
-            try:
-                day = dt.date.fromisoformat(value)
-                return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-            except ValueError:
-                pass
-        self.fail(path, "Not a YYYY-MM-DD date.")
-        return None
-
-    def time(self, value, path: str) -> dt.datetime | None:
-        try:
-            parsed = parse_iso(value)
-        except (ValueError, TypeError):
-            self.fail(path, "Not an ISO-8601 time with a time zone.")
-            return None
-        return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
-
-    def rows(self, value, path: str, decimals: tuple[str, ...], texts: tuple[str, ...]) -> list | None:
-        if value is None:
-            return None
-        if not isinstance(value, list) or len(value) > MAX_ROWS:
-            self.fail(path, f"Not a list of at most {MAX_ROWS} rows.")
-            return None
-        rows = []
-        for index, row in enumerate(value):
-            if not isinstance(row, dict) or set(row) != set(decimals) | set(texts):
-                self.fail(f"{path}.{index}", f"Must hold exactly {', '.join(texts + decimals)}.")
-                continue
-            stored = {name: self.text(row[name], f"{path}.{index}.{name}", required=True) for name in texts}
-            stored.update({name: self.decimal(row[name], f"{path}.{index}.{name}") for name in decimals})
-            rows.append(stored)
-        return rows
-
+# --- the canonical invoice ------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class CanonicalInvoice:
-    """A checked canonical invoice: `content` holds its stored fields, `content_hash` identifies the
-    provider data exactly (a replay of the same data has the same hash)."""
+    """A canonical invoice (checked by `bobdesk_shared.canonical`) as it is stored: `content` holds
+    its stored fields, `content_hash` identifies the provider data exactly (a replay of the same data
+    has the same hash)."""
 
     invoice_platform_id: str
     content: dict
@@ -248,78 +173,68 @@ class CanonicalInvoice:
         return self.content["supplier"]["siret"]
 
     @property
+    def supplier_siren(self) -> str | None:
+        return self.content["supplier"]["siren"]
+
+    @property
     def order_reference(self) -> str | None:
         return self.content["order_reference"]
 
 
-def parse_canonical(data: object) -> CanonicalInvoice:
-    """The stored form of a canonical invoice; `NotCanonical` listing every wrong field."""
-    if not isinstance(data, dict):
-        raise NotCanonical({"_": "Not an object."})
-    check = _Checker(data)
-    missing, extra = CANONICAL_FIELDS - set(data), set(data) - CANONICAL_FIELDS
-    for name in sorted(missing):
-        check.fail(name, "Missing field.")
-    for name in sorted(extra):
-        check.fail(name, "Unknown field.")
-    if missing:
-        raise NotCanonical(check.errors)
-    platform_id = check.text(data["invoice_platform_id"], "invoice_platform_id", required=True)
-    amounts = data["amounts"]
-    if isinstance(amounts, dict) and set(amounts) == {"ht", "tva", "ttc"}:
-        stored_amounts = {name: check.decimal(amounts[name], f"amounts.{name}") for name in ("ht", "tva", "ttc")}
-    else:
-        check.fail("amounts", "Must hold exactly ht, tva and ttc.")
-        stored_amounts = None
+def _day(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    day = dt.date.fromisoformat(value)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _instant(value: str) -> dt.datetime:
+    parsed = parse_iso(value)
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+
+
+def _decimals(row: Mapping, names: tuple[str, ...]) -> dict:
+    return {name: Decimal128(row[name]) for name in names}
+
+
+def stored_canonical(data: Mapping) -> CanonicalInvoice:
+    """The stored form of a canonical invoice that the shared contract already checked."""
     supplier = data["supplier"]
-    stored_supplier = None
-    if isinstance(supplier, dict) and set(supplier) == SUPPLIER_FIELDS:
-        siret = check.text(supplier["siret"], "supplier.siret", required=False)
-        stored_supplier = {
-            "platform_id": check.text(supplier["platform_id"], "supplier.platform_id", required=False),
-            "name": check.text(supplier["name"], "supplier.name", required=True),
+    siret = supplier["siret"]
+    content = {
+        "invoice_platform_id": data["invoice_platform_id"],
+        "number": data["number"],
+        "issue_date": _day(data["issue_date"]),
+        "due_date": _day(data["due_date"]),
+        "currency": data["currency"],
+        "amounts": _decimals(data["amounts"], ("ht", "tva", "ttc")),
+        "vat_lines": None if data["vat_lines"] is None else [
+            _decimals(row, ("rate", "base", "amount")) for row in data["vat_lines"]],
+        "lines": None if data["lines"] is None else [
+            {"label": row["label"], **_decimals(row, ("quantity", "unit_price", "total_excl_tax"))}
+            for row in data["lines"]],
+        "supplier": {
+            "platform_id": supplier["platform_id"],
+            "name": supplier["name"],
             # Kept as received even when invalid; only a valid one has a SIREN and can match.
             "siret": siret,
-            "siren": siren_of(siret),
-            "iban": check.text(supplier["iban"], "supplier.iban", required=False),
-        }
-    else:
-        check.fail("supplier", "Must hold exactly platform_id, name, siret and iban.")
-    cancelled = data["cancelled"]
-    if not isinstance(cancelled, bool):
-        check.fail("cancelled", "Not a boolean.")
-    currency = data["currency"]
-    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
-        check.fail("currency", "Not a 3-letter upper-case ISO 4217 code.")
-    raw = data["raw"]
-    if not isinstance(raw, dict):
-        check.fail("raw", "Not an object.")
-    content = {
-        "invoice_platform_id": platform_id,
-        "number": check.text(data["number"], "number", required=True),
-        "issue_date": check.date(data["issue_date"], "issue_date", required=True),
-        "due_date": check.date(data["due_date"], "due_date", required=False),
-        "currency": currency,
-        "amounts": stored_amounts,
-        "vat_lines": check.rows(data["vat_lines"], "vat_lines", VAT_LINE_DECIMALS, ()),
-        "lines": check.rows(data["lines"], "lines", LINE_DECIMALS, ("label",)),
-        "supplier": stored_supplier,
-        "order_reference": check.text(data["order_reference"], "order_reference", required=False),
-        "provider_status": check.text(data["provider_status"], "provider_status", required=True),
-        "provider_cancelled": cancelled,
-        "provider_created_at": check.time(data["provider_created_at"], "provider_created_at"),
-        "provider_updated_at": check.time(data["provider_updated_at"], "provider_updated_at"),
+            "siren": invoice_siren(siret, supplier.get("siren")),
+            "iban": supplier["iban"],
+        },
+        "order_reference": data["order_reference"],
+        "provider_status": data["provider_status"],
+        "provider_cancelled": data["cancelled"],
+        "provider_created_at": _instant(data["provider_created_at"]),
+        "provider_updated_at": _instant(data["provider_updated_at"]),
     }
-    if check.errors:
-        raise NotCanonical(check.errors)
     # The raw payload is kept as JSON text: provider keys may hold "$" or "." (not storable as
     # MongoDB field names everywhere), and a mapping fix re-maps it without re-fetching.
-    raw_text = json.dumps(raw, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    raw_text = json.dumps(data["raw"], separators=(",", ":"), sort_keys=True, ensure_ascii=False)
     content["raw"] = raw_text
     hashed = json.dumps({k: v for k, v in data.items() if k != "raw"}, separators=(",", ":"), sort_keys=True,
                         ensure_ascii=False)
     digest = hashlib.sha256(hashed.encode() + b"\x00" + raw_text.encode()).hexdigest()
-    return CanonicalInvoice(platform_id, content, digest, cancelled)
+    return CanonicalInvoice(data["invoice_platform_id"], content, digest, data["cancelled"])
 
 
 # --- what clients see -------------------------------------------------------------------------

@@ -172,14 +172,24 @@ class InvoiceRepository:
     # --- reconciliation ---------------------------------------------------------------------
 
     def distinct_valid_sirets(self, client: ObjectId) -> list[str]:
-        return self.invoices.distinct("supplier.siret", {"client": client, "supplier.siren": {"$ne": None}})
+        return self.invoices.distinct("supplier.siret", {"client": client, "supplier.siren": {"$ne": None},
+                                                         "supplier.siret": {"$ne": None}})
 
-    def rematch_suppliers(self, client: ObjectId, wanted: dict[str, ObjectId | None], changes: dict) -> int:
-        """Set each SIRET's supplier where it differs; an automatic link made under the old supplier
-        is undone first (the link phase makes it again if the ticket still allows it)."""
+    def distinct_siret_less_sirens(self, client: ObjectId) -> list[str]:
+        """The provider SIRENs of invoices whose supplier has no SIRET."""
+        return self.invoices.distinct("supplier.siren", {"client": client, "supplier.siret": None,
+                                                         "supplier.siren": {"$ne": None}})
+
+    def rematch_suppliers(self, client: ObjectId, by_siret: dict[str, ObjectId | None],
+                          by_siren: dict[str, ObjectId | None], changes: dict) -> int:
+        """Set each SIRET's (or SIRET-less SIREN's) supplier where it differs; an automatic link made
+        under the old supplier is undone first (the link phase makes it again if the ticket allows)."""
+        groups = [({"supplier.siret": siret}, supplier_id) for siret, supplier_id in by_siret.items()]
+        groups += [({"supplier.siret": None, "supplier.siren": siren}, supplier_id)
+                   for siren, supplier_id in by_siren.items()]
         operations = []
-        for siret, supplier_id in wanted.items():
-            stale = {"client": client, "supplier.siret": siret, "supplier_id": {"$ne": supplier_id}}
+        for group, supplier_id in groups:
+            stale = {"client": client, **group, "supplier_id": {"$ne": supplier_id}}
             operations.append(UpdateMany({**stale, "state": LINKED, "manual_link": False}, {"$set": {
                 **changes, "supplier_id": supplier_id, "ticket_id": None, "state": UNMATCHED}}))
             operations.append(UpdateMany(stale, {"$set": {**changes, "supplier_id": supplier_id}}))

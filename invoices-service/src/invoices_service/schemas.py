@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import marshmallow as ma
+from bobdesk_shared.canonical import EXAMPLE as CANONICAL_EXAMPLE
+from bobdesk_shared.canonical import CanonicalInvoiceSchema
 from bobdesk_shared.schemas import StrictSchema
 from bobdesk_shared.timeutil import parse_object_id
 from marshmallow import fields, validate
@@ -128,10 +130,15 @@ class CancellationSchema(StrictSchema):
 class BatchSchema(StrictSchema):
     connection = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{24}$"))
     fence = fields.Integer(required=True, allow_none=True, strict=True)
-    invoices = fields.List(fields.Dict(), required=True, validate=validate.Length(max=MAX_BATCH),
+    invoices = fields.List(fields.Nested(CanonicalInvoiceSchema), required=True,
+                           validate=validate.Length(max=MAX_BATCH),
                            metadata={"description": "Canonical invoices (docs/internal-api.md)."})
     cancellations = fields.List(fields.Nested(CancellationSchema), load_default=list,
                                 validate=validate.Length(max=MAX_BATCH))
+
+
+BATCH_EXAMPLE = {"connection": "64b2e4d19ab7e72a4fb4ac20", "fence": 12, "invoices": [CANONICAL_EXAMPLE],
+                 "cancellations": [{"invoice_platform_id": "YZ-2024-00870", "at": "2024-03-12T09:00:00.000Z"}]}
 
 
 class BatchResultSchema(ma.Schema):

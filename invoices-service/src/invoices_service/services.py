@@ -15,7 +15,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
-from bobdesk_shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from bobdesk_shared.errors import Conflict, NotFound, ServiceUnavailable
 from bobdesk_shared.timeutil import parse_object_id, utcnow
 from bson import ObjectId
 from pymongo import InsertOne, UpdateOne
@@ -24,14 +24,13 @@ from .connections import IngestAuthorizer, IngestGrant
 from .domain import (
     CANCELLED,
     CanonicalInvoice,
-    NotCanonical,
     automatic_ticket,
     contractors_fingerprint,
     decide_link,
     index_tickets,
     match_supplier,
-    parse_canonical,
     state_of,
+    stored_canonical,
     tickets_fingerprint,
     visible_changes,
 )
@@ -120,8 +119,10 @@ class InvoiceService:
 
     # --- ingestion --------------------------------------------------------------------------
 
-    def ingest(self, connection_id: str, fence: int | None, raw_invoices: list, cancellations: list[dict]) -> dict:
-        invoices = self._parse(raw_invoices)
+    def ingest(self, connection_id: str, fence: int | None, canonical_invoices: list[dict],
+               cancellations: list[dict]) -> dict:
+        """Store a batch whose invoices the shared contract (`bobdesk_shared.canonical`) checked."""
+        invoices = [stored_canonical(invoice) for invoice in canonical_invoices]
         grant = self.authorizer.authorize(connection_id, fence)
         latest = {invoice.invoice_platform_id: invoice for invoice in invoices}
         cancel_at = {entry["invoice_platform_id"]: entry["at"] for entry in cancellations}
@@ -159,18 +160,6 @@ class InvoiceService:
                                        "outcome": plan.outcome})
         return summary
 
-    @staticmethod
-    def _parse(raw_invoices: list) -> list[CanonicalInvoice]:
-        parsed, errors = [], {}
-        for index, raw in enumerate(raw_invoices):
-            try:
-                parsed.append(parse_canonical(raw))
-            except NotCanonical as exc:
-                errors[str(index)] = exc.messages
-        if errors:
-            raise ValidationFailed("Some invoices are not canonical.", details={"invoices": errors})
-        return parsed
-
     def _plan(self, key: str, invoice: CanonicalInvoice | None, cancel_at: dt.datetime | None,
               existing: dict | None, grant: IngestGrant, contractors, tickets, now: dt.datetime) -> _Plan:
         rev = str(ObjectId())
@@ -179,7 +168,7 @@ class InvoiceService:
         already_deleted = bool(existing and existing.get("deleted"))
         deleted = already_deleted or cancel_at is not None
         cancelled = invoice.cancelled or deleted
-        supplier_id = match_supplier(invoice.supplier_siret, contractors)
+        supplier_id = match_supplier(invoice.supplier_siret, invoice.supplier_siren, contractors)
         ticket_id, state = decide_link(
             cancelled=cancelled, manual=bool(existing and existing.get("manual_link")),
             current_ticket=existing.get("ticket_id") if existing else None,
@@ -291,9 +280,11 @@ class InvoiceService:
         rematched = 0
         contractors_changed = stored.get("contractors") != contractors_print
         if contractors_changed:
-            wanted = {siret: match_supplier(siret, contractors)
-                      for siret in self.invoices.distinct_valid_sirets(client)}
-            rematched = self.invoices.rematch_suppliers(client, wanted, changes)
+            by_siret = {siret: match_supplier(siret, siret[:9], contractors)
+                        for siret in self.invoices.distinct_valid_sirets(client)}
+            by_siren = {siren: match_supplier(None, siren, contractors)
+                        for siren in self.invoices.distinct_siret_less_sirens(client)}
+            rematched = self.invoices.rematch_suppliers(client, by_siret, by_siren, changes)
         references = self.invoices.unlinked_references(client)
         tickets = self.platform.tickets_by_numbers(client, references) if references else []
         tickets_print = tickets_fingerprint(tickets)

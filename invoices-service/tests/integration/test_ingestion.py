@@ -154,10 +154,17 @@ def test_not_canonical_is_400_with_details_and_nothing_stored(api, authorizer, m
     assert response.status_code == 400
     error = response.get_json()["error"]
     assert error["code"] == "validation_error"
-    assert error["details"]["invoices"] == {"1": {"currency": "Not a 3-letter upper-case ISO 4217 code."},
-                                            "2": {"number": "Missing value."}}
+    assert error["details"]["invoices"] == {"1": {"currency": ["Not a 3-letter upper-case ISO 4217 code."]},
+                                            "2": {"number": ["Missing value."]}}
     assert api.batch(connection, [make_invoice(), "x"]).get_json()["error"]["details"] == {
-        "invoices": {"1": ["Not a valid mapping type."]}}
+        "invoices": {"1": {"_schema": ["Invalid input type."]}}}
+    # The service applies the contract's limits too (the worker's gate is not the only one).
+    too_many_vat_lines = make_invoice(vat_lines=make_invoice()["vat_lines"] * 51)
+    assert api.batch(connection, [too_many_vat_lines]).get_json()["error"]["details"] == {
+        "invoices": {"0": {"vat_lines": ["More than 50 rows."]}}}
+    bad_siret = make_invoice(supplier_siret="1234")
+    assert api.batch(connection, [bad_siret]).get_json()["error"]["details"] == {
+        "invoices": {"0": {"supplier": {"siret": ["Not a SIRET (14 digits)."]}}}}
     assert invoices_db.invoices.count_documents({}) == 0
     assert authorizer.calls == 0
 

@@ -39,6 +39,31 @@ def test_exact_siret_same_siren_partner_ambiguous_and_invalid(api, platform, mak
     assert invalid["supplier_id"] is None and invalid["supplier"]["siret"] == SIREN + "00018"
 
 
+def siret_less(make_invoice, platform_id, siren, **changes):
+    """An invoice whose provider knows the supplier's SIREN but not its SIRET."""
+    invoice = make_invoice(platform_id, **changes)
+    invoice["supplier"]["siren"] = siren
+    return invoice
+
+
+def test_a_siret_less_supplier_is_matched_by_the_providers_siren_at_ingestion_and_by_reconcile(
+        api, platform, make_invoice, make_siret):
+    client = ObjectId()
+    platform.contractor(client, make_siret("404833048", 1))
+    platform.contractor(client, make_siret("404833048", 2))  # two with that SIREN: ambiguous
+    api.ingest(client, [siret_less(make_invoice, "late", SIREN), siret_less(make_invoice, "ambiguous", "404833048")])
+    assert invoice_of(api, client, "late")["supplier_id"] is None
+    assert api.reconcile(client).get_json() == {"suppliers_rematched": 0, "tickets_linked": 0}
+    contractor = platform.contractor(client, make_siret(SIREN, 3))
+    assert api.reconcile(client).get_json() == {"suppliers_rematched": 1, "tickets_linked": 0}
+    late = invoice_of(api, client, "late")
+    assert late["supplier_id"] == str(contractor)
+    assert late["supplier"]["siret"] is None  # the public shape is unchanged: no SIRET was given
+    assert invoice_of(api, client, "ambiguous")["supplier_id"] is None
+    api.ingest(client, [siret_less(make_invoice, "at-ingestion", SIREN)])
+    assert invoice_of(api, client, "at-ingestion")["supplier_id"] == str(contractor)
+
+
 def test_late_contractor_is_matched_by_reconcile_and_reconcile_is_cheap_when_nothing_changed(
         api, platform, make_invoice, make_siret):
     client = ObjectId()

@@ -215,74 +215,56 @@ class YoozAdapter(ProviderAdapter):
         if not isinstance(document, dict):
             raise InvalidInvoice("the document is not a JSON object")
         raw_id = document.get("id")
-        try:
-            identifier = canonical.text(raw_id, "id")
-            status = document.get("status")
-            if status not in STATUSES:
-                raise InvalidInvoice("status is not one of " + ", ".join(sorted(STATUSES)))
-            supplier = document.get("supplier")
-            if not isinstance(supplier, dict):
-                raise InvalidInvoice("supplier must be an object")
-            invoice = {
-                "invoice_platform_id": identifier,
-                "number": canonical.text(document.get("number"), "number"),
-                "issue_date": canonical.date(document.get("issue_date"), "issue_date"),
-                "due_date": canonical.date(document.get("due_date"), "due_date", required=False),
-                "currency": canonical.currency(document.get("currency")),
-                "amounts": {
-                    "ht": canonical.decimal_string(document.get("total_excl_tax"), "total_excl_tax"),
-                    "tva": canonical.decimal_string(document.get("total_tax"), "total_tax"),
-                    "ttc": canonical.decimal_string(document.get("total_incl_tax"), "total_incl_tax"),
-                },
-                "vat_lines": self._rows(document.get("vat_lines"), "vat_lines", self._vat_line),
-                "lines": self._rows(document.get("lines"), "lines", self._line),
-                "supplier": {
-                    "platform_id": canonical.text(supplier.get("id"), "supplier.id", required=False),
-                    "name": canonical.text(supplier.get("name"), "supplier.name"),
-                    "siret": canonical.siret(supplier.get("siret")),
-                    "iban": canonical.iban(supplier.get("iban")),
-                },
-                "order_reference": canonical.text(document.get("order_reference"), "order_reference",
-                                                  required=False),
-                "provider_status": status,
-                "cancelled": status in CANCELLED_STATUSES,
-                "provider_created_at": canonical.timestamp(document.get("created_at"), "created_at"),
-                "provider_updated_at": canonical.timestamp(document.get("updated_at"), "updated_at"),
-                "raw": canonical.plain_json(document),
-            }
-            return canonical.validate(invoice)
-        except InvalidInvoice as exc:
-            exc.invoice_id = raw_id if isinstance(raw_id, str) else None
-            raise
+        status = document.get("status")
+        supplier = document.get("supplier")
+        if status not in STATUSES:
+            raise InvalidInvoice("status is not one of " + ", ".join(sorted(STATUSES)),
+                                 raw_id if isinstance(raw_id, str) else None)
+        if not isinstance(supplier, dict):
+            raise InvalidInvoice("supplier must be an object", raw_id if isinstance(raw_id, str) else None)
+        return canonical.validate({
+            "invoice_platform_id": canonical.text(raw_id),
+            "number": canonical.text(document.get("number")),
+            "issue_date": document.get("issue_date"),
+            "due_date": document.get("due_date"),
+            "currency": canonical.currency(document.get("currency")),
+            "amounts": {
+                "ht": canonical.decimal_string(document.get("total_excl_tax")),
+                "tva": canonical.decimal_string(document.get("total_tax")),
+                "ttc": canonical.decimal_string(document.get("total_incl_tax")),
+            },
+            "vat_lines": self._rows(document.get("vat_lines"), self._vat_line),
+            "lines": self._rows(document.get("lines"), self._line),
+            "supplier": {
+                "platform_id": canonical.text(supplier.get("id")),
+                "name": canonical.text(supplier.get("name")),
+                "siret": canonical.siret(supplier.get("siret")),
+                "iban": canonical.iban(supplier.get("iban")),
+            },
+            "order_reference": canonical.text(document.get("order_reference")),
+            "provider_status": status,
+            "cancelled": status in CANCELLED_STATUSES,
+            "provider_created_at": canonical.timestamp(document.get("created_at")),
+            "provider_updated_at": canonical.timestamp(document.get("updated_at")),
+            "raw": canonical.plain_json(document),
+        })
 
     @staticmethod
-    def _rows(rows: object, field: str, mapper) -> list | None:
-        if rows is None:
-            return None
+    def _rows(rows: object, mapper) -> object:
+        """Each object row mapped; anything else left for the canonical gate to refuse."""
         if not isinstance(rows, list):
-            raise InvalidInvoice(f"{field} must be a list")
-        mapped = []
-        for index, row in enumerate(rows):
-            if not isinstance(row, dict):
-                raise InvalidInvoice(f"{field}[{index}] must be an object")
-            mapped.append(mapper(row, f"{field}[{index}]"))
-        return mapped
+            return rows
+        return [mapper(row) if isinstance(row, dict) else row for row in rows]
 
     @staticmethod
-    def _vat_line(row: dict, where: str) -> dict:
-        return {
-            "rate": canonical.decimal_string(row.get("rate"), f"{where}.rate"),
-            "base": canonical.decimal_string(row.get("base"), f"{where}.base"),
-            "amount": canonical.decimal_string(row.get("amount"), f"{where}.amount"),
-        }
+    def _vat_line(row: dict) -> dict:
+        return {name: canonical.decimal_string(row.get(name)) for name in ("rate", "base", "amount")}
 
     @staticmethod
-    def _line(row: dict, where: str) -> dict:
+    def _line(row: dict) -> dict:
         return {
-            "label": canonical.text(row.get("label"), f"{where}.label"),
-            "quantity": canonical.decimal_string(row.get("quantity"), f"{where}.quantity"),
-            "unit_price": canonical.decimal_string(row.get("unit_price"), f"{where}.unit_price"),
-            "total_excl_tax": canonical.decimal_string(row.get("total_excl_tax"), f"{where}.total_excl_tax"),
+            "label": canonical.text(row.get("label")),
+            **{name: canonical.decimal_string(row.get(name)) for name in ("quantity", "unit_price", "total_excl_tax")},
         }
 
     # --- webhooks ------------------------------------------------------------

@@ -6,7 +6,7 @@ from bobdesk_shared.auth import BEARER_SECURITY, require_service
 from bobdesk_shared.web import Blueprint
 from flask.views import MethodView
 
-from ..schemas import BatchResultSchema, BatchSchema, ReconcileResultSchema, ReconcileSchema
+from ..schemas import BATCH_EXAMPLE, BatchResultSchema, BatchSchema, ReconcileResultSchema, ReconcileSchema
 from . import service
 
 blp = Blueprint("internal_invoices", __name__, url_prefix="/internal/invoices",
@@ -23,7 +23,7 @@ def authenticate():
 @blp.route("/batch")
 class Batch(MethodView):
     @blp.doc(security=BEARER_SECURITY)
-    @blp.arguments(BatchSchema)
+    @blp.arguments(BatchSchema, example=BATCH_EXAMPLE)
     @blp.response(200, BatchResultSchema)
     def post(self, body):
         """Store a batch of canonical invoices of one connection (idempotent), after authorize-ingest."""
