@@ -14,11 +14,12 @@ export CONNECTIONS_PORT ?= 8001
 export INVOICES_PORT ?= 8002
 export WEBHOOKS_PORT ?= 8003
 export YOOZ_SIM_PORT ?= 8090
+export PENNYLANE_SIM_PORT ?= 8091
 export EMBEDDED_MONGO_PORT ?= 27117
 
 INSTALL_INPUTS := constraints.txt requirements-dev.txt $(wildcard */pyproject.toml)
 
-.PHONY: help install lock run run-mongo run-connections run-invoices run-webhooks run-worker run-yooz-sim test lint bench clean
+.PHONY: help install lock run run-mongo run-connections run-invoices run-webhooks run-worker run-yooz-sim run-pennylane-sim test lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,6 +57,9 @@ run-worker: $(STAMP) ## ingest-worker poller (no port)
 run-yooz-sim: $(STAMP) ## Yooz simulator with demo data on YOOZ_SIM_PORT
 	@tools/mongo.sh ensure
 	exec $(BIN)/python -m bobdesk_simulators.yooz
+
+run-pennylane-sim: $(STAMP) ## Pennylane simulator with demo data on PENNYLANE_SIM_PORT
+	exec $(BIN)/python -m bobdesk_simulators.pennylane
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
