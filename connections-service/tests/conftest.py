@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from bobdesk_devtools.testing import service_token, user_token
+from bobdesk_shared.auth import INGEST_WORKER, INVOICES_SERVICE
 from bson import ObjectId
 from connections_service.app import create_app
 from connections_service.config import load_settings
@@ -52,7 +53,7 @@ def other_company():
 
 @pytest.fixture
 def service_headers():
-    return {"Authorization": f"Bearer {service_token('ingest-worker')}"}
+    return {"Authorization": f"Bearer {service_token(INGEST_WORKER)}"}
 
 
 @pytest.fixture
@@ -68,11 +69,13 @@ def create(http, company):
 
 @pytest.fixture
 def worker(http, service_headers):
-    """The internal API, as a worker calls it."""
+    """The internal API, as its callers call it (authorize-ingest: invoices-service; the rest: the worker)."""
+    invoices_headers = {"Authorization": f"Bearer {service_token(INVOICES_SERVICE)}"}
 
     class Worker:
         def post(self, path, body=None):
-            return http.post(f"/internal/connections{path}", json=body or {}, headers=service_headers)
+            headers = invoices_headers if path.endswith("/authorize-ingest") else service_headers
+            return http.post(f"/internal/connections{path}", json=body or {}, headers=headers)
 
         def get(self, path):
             return http.get(f"/internal/connections{path}", headers=service_headers)

@@ -8,6 +8,7 @@ import itertools
 
 import pytest
 from bobdesk_devtools.testing import public_token, service_token, user_token
+from bobdesk_shared.auth import INGEST_WORKER
 from bobdesk_shared.canonical import EXAMPLE
 from bobdesk_shared.errors import Conflict, NotFound
 from bson import ObjectId
@@ -143,12 +144,12 @@ class Api:
     def batch(self, connection, invoices=(), cancellations=(), fence=1, token=None):
         body = {"connection": connection, "fence": fence, "invoices": list(invoices),
                 "cancellations": list(cancellations)}
-        headers = {"Authorization": f"Bearer {token or service_token()}"}
+        headers = {"Authorization": f"Bearer {token or service_token(INGEST_WORKER)}"}
         return self.http.post("/internal/invoices/batch", json=body, headers=headers)
 
     def reconcile(self, client):
         return self.http.post("/internal/invoices/reconcile", json={"client": str(client)},
-                              headers={"Authorization": f"Bearer {service_token()}"})
+                              headers={"Authorization": f"Bearer {service_token(INGEST_WORKER)}"})
 
     def public(self, client, path="", **params):
         return self.http.get(f"/api/v3.0/invoices{path}", query_string=params,

@@ -10,7 +10,14 @@ from marshmallow import validate
 MAX_SECRET_LENGTH = 4096
 MIN_LEASE_SECONDS, MAX_LEASE_SECONDS = 10, 600
 
-_secret = dict(validate=validate.Length(min=1, max=MAX_SECRET_LENGTH))
+_length = validate.Length(min=1, max=MAX_SECRET_LENGTH)
+# The API key travels in an HTTP header (CR, LF or NUL there breaks every call, and a header is
+# Latin-1 at best): printable ASCII. The webhook secret only keys an HMAC: any text without
+# control characters (C0, DEL, C1).
+_api_key = dict(validate=[_length, validate.Regexp(
+    r"[\x20-\x7e]*\Z", error="Only printable ASCII characters (no control characters).")])
+_webhook_secret = dict(validate=[_length, validate.Regexp(
+    r"[^\x00-\x1f\x7f-\x9f]*\Z", error="No control characters (CR, LF, NUL, ...).")])
 _provider_keys = sorted(PROVIDERS)
 
 CONNECTION_EXAMPLE = {
@@ -64,18 +71,18 @@ class ConnectionCreateSchema(StrictSchema):
     provider = ma.fields.String(required=True, validate=validate.OneOf(
         _provider_keys, error="Unknown provider key; known providers: " + ", ".join(_provider_keys) + "."),
         metadata={"description": 'Provider key, e.g. "yooz". 400 if unknown.', "enum": _provider_keys})
-    apiKey = ma.fields.String(required=True, **_secret, metadata={
+    apiKey = ma.fields.String(required=True, **_api_key, metadata={
         "description": "API credentials for the provider. Write-only: stored encrypted, never returned."})
-    webhookSecret = ma.fields.String(**_secret, metadata={
+    webhookSecret = ma.fields.String(**_webhook_secret, metadata={
         "description": "HMAC secret verifying inbound webhooks. Write-only: stored encrypted, never returned."})
     active = JsonBoolean(load_default=True, metadata={
         "description": "Activate at once (default true). 409 if an active connection of the provider exists."})
 
 
 class ConnectionUpdateSchema(StrictSchema):
-    apiKey = ma.fields.String(**_secret, metadata={
+    apiKey = ma.fields.String(**_api_key, metadata={
         "description": "Replacement API key; overwrites the stored one, never returned. Polled at once."})
-    webhookSecret = ma.fields.String(**_secret, metadata={
+    webhookSecret = ma.fields.String(**_webhook_secret, metadata={
         "description": "Replacement webhook secret; overwrites the stored one, never returned."})
     active = JsonBoolean(metadata={
         "description": "Enable or disable. 409 if enabling makes two active connections of the provider."})

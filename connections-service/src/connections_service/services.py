@@ -51,14 +51,15 @@ def _inactive():
     return Conflict("The connection was deactivated or deleted.", code="connection_inactive")
 
 
-def _not_found(connection_id) -> NotFound:
-    return NotFound(f"No connection {connection_id}.")
+def _not_found() -> NotFound:
+    # The requested id is not echoed: an answer repeats nothing the caller sent.
+    return NotFound("No such connection.")
 
 
 def _id(value: str) -> ObjectId:
     parsed = parse_object_id(value)
     if parsed is None:
-        raise _not_found(value)  # a malformed id names nothing: 404, as for any unknown id
+        raise _not_found()  # a malformed id names nothing: 404, as for any unknown id
     return parsed
 
 
@@ -75,7 +76,7 @@ class ConnectionService:
     def get(self, client: ObjectId, connection_id: str) -> dict:
         doc = self.repository.get_for(client, _id(connection_id))
         if doc is None:
-            raise _not_found(connection_id)
+            raise _not_found()
         return doc
 
     def create(self, client: ObjectId, provider: str, api_key: str, webhook_secret: str | None,
@@ -115,7 +116,7 @@ class ConnectionService:
         except ActiveConnectionExists:
             raise self._active_exists(current["provider"]) from None
         if doc is None:  # deleted meanwhile
-            raise _not_found(connection_id)
+            raise _not_found()
         CHANGES.labels("update").inc()
         log.info("connection updated", extra={"connection": connection_id, "client": str(client),
                                               "fields": sorted(changes)})
@@ -128,7 +129,7 @@ class ConnectionService:
             "$set": {"deleted": True, "deleted_at": now, "active": False, "updated_at": now},
             "$unset": {"secrets": ""}})
         if self.repository.update_for(client, _id(connection_id), update) is None:
-            raise _not_found(connection_id)
+            raise _not_found()
         CHANGES.labels("delete").inc()
         log.info("connection deleted", extra={"connection": connection_id, "client": str(client)})
 
@@ -143,7 +144,7 @@ class ConnectionService:
         doc = self.repository.update_for(client, current["_id"],
                                          {"$set": {"next_poll_at": now, "poll_requested_at": now}})
         if doc is None:
-            raise _not_found(connection_id)
+            raise _not_found()
         return domain.sync_view(doc, now)
 
     @staticmethod
@@ -212,7 +213,7 @@ class WorkerService:
         oid = _id(connection_id)
         doc = self.repository.get(oid)
         if doc is None or doc["deleted"]:
-            raise _not_found(connection_id)
+            raise _not_found()
         if not doc["active"]:
             raise self._refuse("authorize-ingest", _inactive())
         if fence is not None and not domain.lease_holds(doc, fence, utcnow()):
@@ -222,7 +223,7 @@ class WorkerService:
     def webhook_credentials(self, connection_id: str) -> dict:
         doc = self.repository.get(_id(connection_id))
         if doc is None or doc["deleted"]:
-            raise _not_found(connection_id)
+            raise _not_found()
         if not doc["active"]:
             raise self._refuse("webhook-credentials", _inactive())
         try:
@@ -241,7 +242,7 @@ class WorkerService:
     def webhook_result(self, connection_id: str, counts: dict) -> None:
         update = domain.webhook_result_update(counts, utcnow())
         if self.repository.update_by_id(_id(connection_id), update, live_only=False) is None:
-            raise _not_found(connection_id)
+            raise _not_found()
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -264,7 +265,7 @@ class WorkerService:
         """The document when `fence` still holds its lease, else the refusal that says why."""
         doc = self.repository.get(oid)
         if doc is None:
-            raise _not_found(oid)
+            raise _not_found()
         if doc["deleted"] or not doc["active"]:
             raise self._refuse(call, _inactive())
         if doc.get("fence") != fence or doc.get("lease") is None:

@@ -125,6 +125,31 @@ def test_malformed_and_unknown_ids_are_404(http, company, bad_id):
     assert_error(http.get(f"/invoice-connections/{bad_id}/sync", headers=company.headers), 404)
 
 
+def test_an_id_in_upper_case_names_nothing_and_no_404_echoes_the_id(create, http, company):
+    mine = create().get_json()["id"]
+    for requested in (mine.upper(), str(ObjectId()), "nope"):
+        for method in ("delete", "get"):
+            path = f"/invoice-connections/{requested}" + ("/sync" if method == "get" else "")
+            error = assert_error(getattr(http, method)(path, headers=company.headers), 404, "not_found")
+            assert requested not in error["message"] and requested.lower() not in error["message"]
+    assert http.get(f"/invoice-connections/{mine}/sync", headers=company.headers).status_code == 200
+
+
+def test_a_cross_site_form_cannot_poll_now(create, http, company, db):
+    """A form POST carries the session cookie but cannot be application/json: 415, nothing changes."""
+    connection = create().get_json()["id"]
+    before = db.connections.find_one({"_id": ObjectId(connection)})
+    http.set_cookie("session", user_token(company.id))
+    for content_type in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=b"):
+        response = http.post(f"/invoice-connections/{connection}/sync", data="a=b", content_type=content_type)
+        assert_error(response, 415, "unsupported_media_type")
+        response = http.post("/invoice-connections", data="provider=yooz&apiKey=k", content_type=content_type)
+        assert_error(response, 415, "unsupported_media_type")
+    assert db.connections.find_one({"_id": ObjectId(connection)}) == before
+    assert db.connections.count_documents({}) == 1
+    assert http.post(f"/invoice-connections/{connection}/sync", json={}).status_code == 202
+
+
 # --- authentication -------------------------------------------------------------------------------
 
 def test_every_route_needs_a_user_token_with_accounting(http, company):

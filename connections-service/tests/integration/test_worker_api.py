@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from bobdesk_devtools.testing import user_token
+from bobdesk_devtools.testing import service_token, user_token
+from bobdesk_shared.auth import INGEST_WORKER, INVOICES_SERVICE
 from bson import ObjectId
 
 from ..conftest import API_KEY, WEBHOOK_SECRET
@@ -225,6 +226,23 @@ def test_the_internal_api_takes_only_a_service_token(connection, http, company):
         kwargs = {} if method == "get" else {"json": {}}
         assert_error(getattr(http, method)(f"/internal/connections{path}", **kwargs), 401)
         assert_error(getattr(http, method)(f"/internal/connections{path}", headers=user, **kwargs), 401)
+
+
+def test_each_internal_route_serves_only_its_callers(connection, http):
+    """A valid service token of another component reads no key or secret and takes no lease."""
+    cid = connection["id"]
+    worker_only = [("post", "/claim"), ("post", f"/{cid}/heartbeat"), ("post", f"/{cid}/poll-result"),
+                   ("post", f"/{cid}/release"), ("get", f"/{cid}/webhook-credentials"),
+                   ("post", f"/{cid}/webhook-result")]
+    routes = [(route, INGEST_WORKER) for route in worker_only] + [(("post", f"/{cid}/authorize-ingest"),
+                                                                    INVOICES_SERVICE)]
+    for (method, path), caller in routes:
+        for intruder in {INGEST_WORKER, INVOICES_SERVICE, "test", ""} - {caller}:
+            headers = {"Authorization": f"Bearer {service_token(intruder or 'x' * 300)}"}
+            kwargs = {} if method == "get" else {"json": {}}
+            response = getattr(http, method)(f"/internal/connections{path}", headers=headers, **kwargs)
+            assert_error(response, 403, "service_not_allowed")
+            assert API_KEY not in response.get_data(as_text=True)
 
 
 def test_a_ciphertext_moved_to_another_connection_does_not_open(create, other_company, worker, db, http):

@@ -42,6 +42,25 @@ def test_create_refuses(body, field):
     assert field in errors(ConnectionCreateSchema, body)
 
 
+@pytest.mark.parametrize("bad", ["k\r\nX-Injected: 1", "k\n", "k\x00", "\tk", "k\x7f", "k\x85", "clé", "k€"])
+def test_an_api_key_is_printable_ascii(bad):
+    for schema, body in ((ConnectionCreateSchema, {"provider": "yooz", "apiKey": bad}),
+                         (ConnectionUpdateSchema, {"apiKey": bad})):
+        assert "apiKey" in errors(schema, body)
+
+
+@pytest.mark.parametrize("bad", ["w\r\n", "w\n", "\x00w", "w\x1b", "w\x7f", "w\x9f"])
+def test_a_webhook_secret_has_no_control_character(bad):
+    for schema, body in ((ConnectionCreateSchema, {"provider": "yooz", "apiKey": "k", "webhookSecret": bad}),
+                         (ConnectionUpdateSchema, {"webhookSecret": bad})):
+        assert "webhookSecret" in errors(schema, body)
+
+
+def test_printable_secrets_are_taken():
+    body = {"provider": "yooz", "apiKey": "yz_live sk-~!@#$%^&*()", "webhookSecret": "whsec_clé-🔑 x"}
+    assert ConnectionCreateSchema().load(body)["webhookSecret"] == "whsec_clé-🔑 x"
+
+
 def test_unknown_provider_says_which_are_known():
     assert errors(ConnectionCreateSchema, {"provider": "sage", "apiKey": "k"})["provider"] == [
         "Unknown provider key; known providers: yooz."]

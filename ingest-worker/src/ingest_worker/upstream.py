@@ -15,12 +15,12 @@ import threading
 import time
 
 import requests
-from bobdesk_shared.auth import ServiceTokenSource
+from bobdesk_shared.auth import INGEST_WORKER, ServiceTokenSource
 from bobdesk_shared.service_client import ServiceCallError, ServiceClient
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = "ingest-worker"
+SERVICE_NAME = INGEST_WORKER  # the `sub` of its service tokens
 MAX_BATCH_INVOICES = 500
 MAX_BATCH_BYTES = 4 << 20  # under invoices-service's 5 MiB, leaving room for the envelope
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from bobdesk_shared.auth import ServiceTokenSource
+from bobdesk_shared.auth import INVOICES_SERVICE, ServiceTokenSource
 from bobdesk_shared.logs import configure_logging
 from bobdesk_shared.mongo import connect, ping
 from bobdesk_shared.service_client import ServiceClient
@@ -41,7 +41,7 @@ def create_app(settings: Settings | None = None, authorizer: IngestAuthorizer | 
         # Start anyway (/readyz answers 503); the indexes are ensured again at the next start.
         log.warning("INVOICES_DB unreachable at start; indexes not ensured")
     if authorizer is None:
-        tokens = ServiceTokenSource(settings.service_jwt_secret, SERVICE_NAME)
+        tokens = ServiceTokenSource(settings.service_jwt_secret, INVOICES_SERVICE)
         authorizer = HttpIngestAuthorizer(ServiceClient(settings.connections_url, tokens))
     service = InvoiceService(invoices, PlatformRepository(mongo[settings.platform_db]), authorizer)
     app, _ = create_web_app(

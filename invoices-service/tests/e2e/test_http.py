@@ -22,6 +22,7 @@ from bobdesk_devtools.testing import (
     user_token,
     wait_http,
 )
+from bobdesk_shared.auth import INGEST_WORKER
 from bson import ObjectId
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +92,7 @@ def batch(url, connection, invoices, fence=1, cancellations=()):
     return requests.post(f"{url}/internal/invoices/batch", timeout=30,
                          json={"connection": connection, "fence": fence, "invoices": invoices,
                                "cancellations": list(cancellations)},
-                         headers={"Authorization": f"Bearer {service_token()}"})
+                         headers={"Authorization": f"Bearer {service_token(INGEST_WORKER)}"})
 
 
 def test_operational_routes(stack):
@@ -146,7 +147,7 @@ def test_ingest_read_link_and_isolation(stack, make_invoice, make_siret):
     unlinked = jarvis.delete(f"{url}/invoices/{invoice['id']}/link", timeout=5)
     assert unlinked.status_code == 200 and unlinked.json()["invoice"]["state"] == "ticket_unmatched"
     reconcile = requests.post(f"{url}/internal/invoices/reconcile", json={"client": str(client)}, timeout=5,
-                              headers={"Authorization": f"Bearer {service_token()}"})
+                              headers={"Authorization": f"Bearer {service_token(INGEST_WORKER)}"})
     assert reconcile.status_code == 200
     again = requests.get(f"{url}/api/v3.0/invoices/{invoice['id']}", headers=public, timeout=5).json()
     assert again["invoice"]["ticket_id"] is None  # the manual unlink stands

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from bobdesk_devtools.testing import public_token, user_token
+from bobdesk_shared.auth import INGEST_WORKER
 from bobdesk_shared.errors import Conflict
 from bson import ObjectId
 
@@ -191,7 +192,7 @@ def test_batch_envelope_is_checked(api, authorizer, make_invoice):
 def api_service_token():
     from bobdesk_devtools.testing import service_token
 
-    return service_token()
+    return service_token(INGEST_WORKER)
 
 
 def test_internal_routes_take_only_service_tokens(api, authorizer, make_invoice):
@@ -203,3 +204,18 @@ def test_internal_routes_take_only_service_tokens(api, authorizer, make_invoice)
                                  headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
     assert api.http.post("/internal/invoices/batch", json={}).status_code == 401
+
+
+def test_internal_routes_serve_only_the_ingest_worker(api, authorizer, make_invoice, invoices_db):
+    from bobdesk_devtools.testing import service_token
+    from bobdesk_shared.auth import INVOICES_SERVICE
+
+    client = ObjectId()
+    connection = authorizer.add(client)
+    for name in (INVOICES_SERVICE, "connections-service", "test"):
+        response = api.batch(connection, [make_invoice()], token=service_token(name))
+        assert response.status_code == 403 and response.get_json()["error"]["code"] == "service_not_allowed"
+        response = api.http.post("/internal/invoices/reconcile", json={"client": str(client)},
+                                 headers={"Authorization": f"Bearer {service_token(name)}"})
+        assert response.status_code == 403
+    assert invoices_db.invoices.count_documents({}) == 0 and authorizer.calls == 0

@@ -149,6 +149,7 @@ def test_pagination_while_inserting_yields_every_earlier_invoice_once(api, app, 
     {"created_after": "253402300800000"}, {"updated_before": ""}, {"provider": ""}, {"number": "x" * 501},
     {"unknown": "1"}, {"issued_after": "2000", "issued_before": "1000"},
     {"created_after": "2000", "created_before": "1000"}, {"updated_after": "2000", "updated_before": "1000"},
+    {"cursor": "64B2E4D19AB7E72A4FB4AC20"},
 ])
 def test_invalid_parameters_are_400(api, params):
     client = ObjectId()
@@ -157,16 +158,26 @@ def test_invalid_parameters_are_400(api, params):
         assert response.get_json()["error"]["code"] == "validation_error"
 
 
+@pytest.mark.parametrize("query", ["limit=1&limit=200", "limit=200&limit=1", "provider=yooz&provider=yooz"])
+def test_a_repeated_query_parameter_is_400_in_any_order(api, query):
+    client = ObjectId()
+    for path in ("/api/v3.0/invoices", "/invoices"):
+        token = public_token(client) if path.startswith("/api") else user_token(client)
+        response = api.http.get(f"{path}?{query}", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 400 and response.get_json()["error"]["code"] == "validation_error"
+
+
 def test_retrieve_and_tenant_isolation(api, dataset):
     client, other = dataset
     mine = api.public(client, invoice_platform_id="A").get_json()["invoices"][0]
     theirs = api.public(other, invoice_platform_id="A").get_json()["invoices"][0]
     assert api.public(client, f"/{mine['id']}").get_json() == {"invoice": mine}
     assert api.jarvis("GET", client, f"/{mine['id']}").get_json() == {"invoice": mine}
-    for path in (f"/{theirs['id']}", f"/{ObjectId()}", "/nope", "/" + "g" * 24):
+    for path in (f"/{theirs['id']}", f"/{ObjectId()}", "/nope", "/" + "g" * 24, f"/{mine['id'].upper()}"):
         for response in (api.public(client, path), api.jarvis("GET", client, path)):
             assert response.status_code == 404
-            assert response.get_json()["error"]["code"] == "not_found"
+            error = response.get_json()["error"]
+            assert error["code"] == "not_found" and path[1:].lower() not in error["message"].lower()
     assert listed(api, other) == ["A", "Z"]
     assert ids(api.jarvis("GET", other).get_json()) == ["A", "Z"]
     assert api.jarvis("GET", client, invoice_platform_id="A").get_json()["invoices"] == [mine]

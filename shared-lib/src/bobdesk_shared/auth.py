@@ -2,22 +2,27 @@
 
 Every token is HS256 with a required `exp` and a pinned audience; a token of one
 kind is refused where another is expected because the audiences differ (and the
-service kind is signed with its own secret). Views call `require_user`,
-`require_public` or `require_service` first; each returns a small principal or
-raises 401/403 in the shared error shape.
+service kind is signed with its own secret); a token naming several audiences, or
+whose `exp` is not a number, is refused. Views call `require_user` or
+`require_public` first; internal blueprints call `authenticate_services`, which
+checks the calling component against the `callers` its view names. Each returns a
+small principal or raises 401/403 (415 for a cookie POST that is not JSON) in the
+shared error shape.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import threading
 import time
+from collections.abc import Collection
 
 import jwt
 from bson import ObjectId
-from flask import current_app, request
+from flask import current_app, g, request
 
-from .errors import Forbidden, Unauthorized
+from .errors import Forbidden, Unauthorized, UnsupportedMediaType
 from .timeutil import parse_object_id
 
 ALGORITHM = "HS256"
@@ -28,6 +33,10 @@ SERVICE_AUDIENCE = "internal"
 SESSION_COOKIE = "session"
 ACCOUNTING = "accounting"
 INVOICES_READ = "invoices:read"
+
+# The `sub` of each component's service tokens; an internal route names the ones it serves.
+INGEST_WORKER = "ingest-worker"
+INVOICES_SERVICE = "invoices-service"
 
 # OpenAPI security schemes, registered by `web.create_app`.
 SECURITY_SCHEMES = {
@@ -59,13 +68,14 @@ class Service:
 def decode(token: str, secret: str, audience: str) -> dict:
     """Verified claims, or `Unauthorized` saying what is wrong (never echoing the token)."""
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             secret,
             algorithms=[ALGORITHM],
             audience=audience,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "aud"]},
+            # strict_aud: `aud` must be the one audience as a string, never a list naming several.
+            options={"require": ["exp", "aud"], "strict_aud": True},
         )
     except jwt.ExpiredSignatureError:
         raise Unauthorized("The token has expired.", code="token_expired") from None
@@ -75,6 +85,11 @@ def decode(token: str, secret: str, audience: str) -> dict:
         raise Unauthorized(f"The token lacks the '{exc.claim}' claim.", code="invalid_token") from None
     except jwt.InvalidTokenError:
         raise Unauthorized("The token is malformed or its signature is invalid.", code="invalid_token") from None
+    # PyJWT reads a time claim with int(), so "9999999999" would pass: a JSON number only.
+    for name in ("exp", "nbf", "iat"):
+        if name in claims and (isinstance(claims[name], bool) or not isinstance(claims[name], numbers.Real)):
+            raise Unauthorized(f"The token's '{name}' claim is not a number.", code="invalid_token")
+    return claims
 
 
 def _client_claim(claims: dict) -> ObjectId:
@@ -129,7 +144,12 @@ def _settings():
 
 def require_user(permission: str = ACCOUNTING) -> User:
     """The jarvis user of this request (cookie `session` or Bearer), holding `permission`."""
-    token = _bearer() or request.cookies.get(SESSION_COOKIE)
+    token = _bearer()
+    if not token:
+        token = request.cookies.get(SESSION_COOKIE)
+        # A cross-site form can POST with the cookie but cannot send this content type.
+        if token and request.method == "POST" and request.mimetype != "application/json":
+            raise UnsupportedMediaType("A POST authenticated by the session cookie must be application/json.")
     if not token:
         raise Unauthorized("A session cookie or a Bearer token is required.")
     user = user_from_token(token, _settings().jwt_secret)
@@ -148,11 +168,26 @@ def require_public(scope: str = INVOICES_READ) -> PublicClient:
     return caller
 
 
-def require_service() -> Service:
+def require_service(allowed: Collection[str]) -> Service:
+    """The calling component, when its service token is valid and its `sub` is in `allowed`."""
     token = _bearer()
     if not token:
         raise Unauthorized("A service token is required.")
-    return service_from_token(token, _settings().service_jwt_secret)
+    service = service_from_token(token, _settings().service_jwt_secret)
+    if service.name not in allowed:
+        raise Forbidden("This route does not serve the calling component.", code="service_not_allowed")
+    return service
+
+
+def authenticate_services(blueprint) -> None:
+    """Before every route of `blueprint`: a service token whose `sub` is one of the `callers`
+    its MethodView class names (a view naming none serves nobody). Runs before the body is
+    parsed, so a caller without a valid token learns nothing from a 400."""
+
+    @blueprint.before_request
+    def authenticate():
+        view = current_app.view_functions.get(request.endpoint)
+        g.service = require_service(getattr(getattr(view, "view_class", None), "callers", ()))
 
 
 # --- minting ---------------------------------------------------------------

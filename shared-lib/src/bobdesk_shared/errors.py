@@ -54,6 +54,10 @@ class Conflict(ApiError):
     status, code, message = 409, "conflict", "The request conflicts with the current state."
 
 
+class UnsupportedMediaType(ApiError):
+    status, code, message = 415, "unsupported_media_type", "The body must be application/json."
+
+
 class ServiceUnavailable(ApiError):
     status, code, message = 503, "unavailable", "A dependency is unavailable; retry later."
 
@@ -110,10 +114,7 @@ def _from_http_exception(error: HTTPException):
     data = getattr(error, "data", None) or {}
     messages = data.get("messages") or data.get("errors")
     if messages is not None and status in (400, 422):
-        details = _validation_details(messages)
-        if details == {"json": ["Invalid JSON body."]}:
-            return _json(400, "malformed_json", "The request body is not valid JSON.")
-        return _json(400, "validation_error", "The request has invalid fields.", details)
+        return _json(400, "validation_error", "The request has invalid fields.", _validation_details(messages))
     if status >= 500:
         return _json(status, "internal_error", "Internal server error.")
     code = _HTTP_CODES.get(status, "http_error")

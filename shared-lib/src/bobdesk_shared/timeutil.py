@@ -8,9 +8,9 @@ the database holds.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from bson import ObjectId
-from bson.errors import InvalidId
 
 UTC = dt.UTC
 
@@ -49,13 +49,14 @@ def from_millis(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, UTC)
 
 
+_ID = re.compile(r"[0-9a-f]{24}")
+
+
 def parse_object_id(value: object) -> ObjectId | None:
-    """The ObjectId a 24-hex string stands for, or None (callers answer 404/400)."""
+    """The ObjectId a string of 24 lower-case hex characters stands for, or None (callers answer
+    404/400). Ids are handed out in lower case; one spelling per id, so upper case names nothing."""
     if isinstance(value, ObjectId):
         return value
-    if not isinstance(value, str) or len(value) != 24:
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
         return None
-    try:
-        return ObjectId(value)
-    except InvalidId:
-        return None
+    return ObjectId(value)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 import flask_smorest
 import marshmallow as ma
 from flask import Flask, Response, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,10 +26,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from webargs.flaskparser import FlaskParser
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser, is_json_request
 
+from . import untrusted_json
 from .auth import SECURITY_SCHEMES
-from .errors import ServiceUnavailable, error_body, register_error_handlers
+from .errors import BadRequest, ServiceUnavailable, ValidationFailed, error_body, register_error_handlers
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +43,45 @@ LATENCY = Histogram(
 
 
 class Parser(FlaskParser):
-    """webargs parser: 400 on validation errors, and unknown query parameters refused."""
+    """webargs parser: 400 on validation errors; unknown or repeated query parameters refused;
+    bodies parsed by `untrusted_json` (too deep, too long a number, ... is 400 `malformed_json`)."""
 
     DEFAULT_VALIDATION_STATUS = 400
     DEFAULT_UNKNOWN_BY_LOCATION = {
         **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": ma.RAISE, "querystring": ma.RAISE
     }
+
+    def _raw_load_json(self, req):
+        if not is_json_request(req):
+            return webargs_core.missing
+        data = req.get_data(cache=True)
+        if not data:
+            return webargs_core.missing
+        try:
+            return untrusted_json.loads(data)
+        except untrusted_json.InvalidJson as exc:
+            raise BadRequest(str(exc), code="malformed_json") from None
+
+    def load_querystring(self, req, schema):
+        # `limit=1&limit=500` would otherwise read the first value and ignore the other.
+        repeated = sorted(name for name, values in req.args.lists()
+                          if len(values) > 1 and not _takes_many(schema.fields.get(name)))
+        if repeated:
+            raise ValidationFailed("A query parameter is given more than once.",
+                                   details={name: ["Given more than once."] for name in repeated})
+        return super().load_querystring(req, schema)
+
+
+def _takes_many(field: ma.fields.Field | None) -> bool:
+    multiple = getattr(field, "is_multiple", None)
+    return multiple if multiple is not None else isinstance(field, (ma.fields.List, ma.fields.Tuple))
+
+
+class UntrustedJsonProvider(DefaultJSONProvider):
+    """`request.get_json()` parses with the same bounds as the body parser."""
+
+    def loads(self, s, **kwargs):
+        return untrusted_json.loads(s)
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -79,6 +115,7 @@ def create_app(
     max_body_bytes: int = 1 << 20,
 ) -> tuple[Flask, Api]:
     app = Flask(settings.service_name)
+    app.json = UntrustedJsonProvider(app)
     app.config.update(
         SETTINGS=settings,
         MAX_CONTENT_LENGTH=max_body_bytes,

@@ -8,7 +8,8 @@ import pytest
 from bobdesk_devtools.testing import TEST_ENV, public_token, service_token, user_token
 from bobdesk_shared import auth
 from bobdesk_shared.web import Blueprint, create_app
-from flask import jsonify
+from flask import g, jsonify
+from flask.views import MethodView
 from jwt.warnings import InsecureKeyLengthWarning
 
 CLIENT = "5d9b5b5b9ab7e72a4fb4ae69"
@@ -19,7 +20,7 @@ SECRET = TEST_ENV["JWT_SECRET"]
 def client(settings_factory):
     blp = Blueprint("probe", __name__)
 
-    @blp.route("/user")
+    @blp.route("/user", methods=["GET", "POST"])
     def user_view():
         user = auth.require_user()
         return jsonify(client=str(user.client), user=user.user_id)
@@ -29,11 +30,22 @@ def client(settings_factory):
         caller = auth.require_public()
         return jsonify(client=str(caller.client))
 
-    @blp.route("/internal")
-    def internal_view():
-        return jsonify(service=auth.require_service().name)
+    internal = Blueprint("internal", __name__, url_prefix="/internal")
+    auth.authenticate_services(internal)
 
-    app, _ = create_app(settings_factory(), title="probe", blueprints=[blp], ready_checks={})
+    @internal.route("")
+    class ForWorkers(MethodView):
+        callers = ("worker", "other")
+
+        def get(self):
+            return jsonify(service=g.service.name)
+
+    @internal.route("/nobody")
+    class ForNobody(MethodView):
+        def get(self):
+            return jsonify(service=g.service.name)
+
+    app, _ = create_app(settings_factory(), title="probe", blueprints=[blp, internal], ready_checks={})
     return app.test_client()
 
 
@@ -92,6 +104,11 @@ def _other_algorithm_token():
         ("malformed", "not.a.jwt", None),
         ("expired", _token(_claims(exp=int(time.time()) - 120)), None),
         ("no exp", _token(_claims(exp=None)), None),
+        ("exp a numeric string", _token(_claims(exp=str(int(time.time()) + 600))), None),
+        ("exp a boolean", _token(_claims(exp=True)), None),
+        ("iat a numeric string", _token(_claims(iat=str(int(time.time())))), None),
+        ("two audiences", _token(_claims(aud=["public-api", "jarvis"])), None),
+        ("one audience in a list", _token(_claims(aud=["jarvis"])), None),
         ("alg none", _alg_none_token(), None),
         ("other algorithm", _other_algorithm_token(), None),
         ("wrong audience", _token(_claims(aud="public-api")), None),
@@ -142,6 +159,41 @@ def test_public_scope(client):
     response = _get(client, "/public", public_token(CLIENT, scope="tickets:read"))
     _assert_error(response, 403)
     assert response.get_json()["error"]["code"] == "missing_scope"
+
+
+def test_a_token_naming_both_apis_works_on_neither(client):
+    both = {"aud": ["public-api", "jarvis"], "client": CLIENT, "scope": "invoices:read", "sub": "u1",
+            "permissions": ["accounting"], "exp": int(time.time()) + 60}
+    _assert_error(_get(client, "/user", _token(both)), 401)
+    _assert_error(_get(client, "/public", _token(both)), 401)
+
+
+def test_a_cookie_post_must_be_json(client):
+    """A cross-site form can send the cookie, but not an application/json body."""
+    client.set_cookie("session", user_token(CLIENT))
+    for content_type in ("application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/plain", None):
+        headers = {"Content-Type": content_type} if content_type else {}
+        response = client.post("/user", data="a=b", headers=headers)
+        _assert_error(response, 415)
+        assert response.get_json()["error"]["code"] == "unsupported_media_type"
+    assert client.post("/user", json={}).status_code == 200
+    assert client.get("/user").status_code == 200
+
+
+def test_a_bearer_post_needs_no_json(client):
+    """A cross-site form cannot set the Authorization header."""
+    response = client.post("/user", data="a=b", headers={"Authorization": f"Bearer {user_token(CLIENT)}",
+                                                           "Content-Type": "text/plain"})
+    assert response.status_code == 200
+
+
+def test_service_route_serves_only_its_callers(client):
+    assert _get(client, "/internal", service_token("worker")).get_json() == {"service": "worker"}
+    assert _get(client, "/internal", service_token("other")).get_json() == {"service": "other"}
+    for token, path in ((service_token("intruder"), "/internal"), (service_token("worker"), "/internal/nobody")):
+        response = _get(client, path, token)
+        _assert_error(response, 403)
+        assert response.get_json()["error"]["code"] == "service_not_allowed"
 
 
 def test_service_route(client):

@@ -76,9 +76,31 @@ def test_validation_errors_are_400_with_details(client, body, field):
     assert field in error["details"]
 
 
-def test_malformed_json_is_400(client):
-    response = client.post("/things", data="{not json", content_type="application/json")
-    _error(response, 400, "malformed_json")
+@pytest.mark.parametrize("body", [
+    b"{not json", b"[" * 1000 + b"]" * 1000, b'{"name": ' * 40 + b'"a"' + b"}" * 40, b'{"name": "a", "count": '
+    + b"9" * 5000 + b"}", b'{"name": "a", "count": 1e999}', b'{"name": NaN}', b'{"name": "\\ud800"}',
+    b'{"name": "\xff"}', "{\"name\": \"a\"}".encode("utf-16"), b" "],
+    ids=["syntax", "1000 deep", "40 deep", "5000 digits", "1e999", "NaN", "lone surrogate", "not utf-8", "utf-16",
+         "blank"])
+def test_malformed_json_is_400(client, body):
+    response = client.post("/things", data=body, content_type="application/json")
+    error = _error(response, 400, "malformed_json")
+    assert "\\ud800" not in error["message"] and "9999" not in error["message"]
+
+
+def test_request_get_json_has_the_same_bounds(app_and_state):
+    app = app_and_state[0]
+    with app.test_request_context("/", data=b"[" * 1000 + b"]" * 1000, content_type="application/json"):
+        from flask import request
+        from werkzeug.exceptions import BadRequest
+
+        with pytest.raises(BadRequest):
+            request.get_json()
+
+
+def test_repeated_query_parameters_are_400_whatever_their_order(client):
+    for query in ("limit=1&limit=5", "limit=5&limit=1", "limit=3&limit=3"):
+        assert "limit" in _error(client.get(f"/things?{query}"), 400, "validation_error")["details"]
 
 
 def test_query_out_of_range_and_unknown_are_400(client):

@@ -1,9 +1,11 @@
 """`/internal/connections` (docs/internal-api.md): leases for the ingest workers, ingestion
-authorisation for invoices-service, webhook credentials. Service token only."""
+authorisation for invoices-service, webhook credentials. Service token only, and each route
+serves only the components its view names in `callers` (403 `service_not_allowed` otherwise):
+the routes that hand out API keys and webhook secrets serve the ingest worker alone."""
 
 from __future__ import annotations
 
-from bobdesk_shared.auth import BEARER_SECURITY, require_service
+from bobdesk_shared.auth import BEARER_SECURITY, INGEST_WORKER, INVOICES_SERVICE, authenticate_services
 from bobdesk_shared.web import Blueprint
 from flask.views import MethodView
 
@@ -16,19 +18,23 @@ blp = Blueprint("internal_connections", __name__, url_prefix="/internal/connecti
 REFUSED = "The lease is not held (`lease_lost`) or the connection was deactivated or deleted (`connection_inactive`)."
 
 
-@blp.before_request
-def authenticate():
-    require_service()
+authenticate_services(blp)
+
+FORBIDDEN = "A valid service token of a component this route does not serve (`service_not_allowed`)."
 
 
 def _documented(view):
     view = error(blp, 401, "Missing or invalid service token.")(view)
+    view = error(blp, 403, FORBIDDEN)(view)
     return error(blp, 404, "Unknown connection.")(view)
 
 
 @blp.route("/claim")
 class Claim(MethodView):
+    callers = (INGEST_WORKER,)
+
     @error(blp, 401, "Missing or invalid service token.")
+    @error(blp, 403, FORBIDDEN)
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(schemas.ClaimSchema)
     @blp.response(200, schemas.ClaimResponseSchema)
@@ -41,6 +47,8 @@ class Claim(MethodView):
 
 @blp.route("/<connection_id>/heartbeat")
 class Heartbeat(MethodView):
+    callers = (INGEST_WORKER,)
+
     @_documented
     @error(blp, 409, REFUSED)
     @blp.doc(security=BEARER_SECURITY)
@@ -53,6 +61,8 @@ class Heartbeat(MethodView):
 
 @blp.route("/<connection_id>/poll-result")
 class PollResult(MethodView):
+    callers = (INGEST_WORKER,)
+
     @_documented
     @error(blp, 409, REFUSED)
     @blp.doc(security=BEARER_SECURITY)
@@ -65,6 +75,8 @@ class PollResult(MethodView):
 
 @blp.route("/<connection_id>/release")
 class Release(MethodView):
+    callers = (INGEST_WORKER,)
+
     @_documented
     @error(blp, 409, REFUSED)
     @blp.doc(security=BEARER_SECURITY)
@@ -77,6 +89,8 @@ class Release(MethodView):
 
 @blp.route("/<connection_id>/authorize-ingest")
 class AuthorizeIngest(MethodView):
+    callers = (INVOICES_SERVICE,)
+
     @_documented
     @error(blp, 409, REFUSED)
     @blp.doc(security=BEARER_SECURITY)
@@ -89,6 +103,8 @@ class AuthorizeIngest(MethodView):
 
 @blp.route("/<connection_id>/webhook-credentials")
 class WebhookCredentials(MethodView):
+    callers = (INGEST_WORKER,)
+
     @_documented
     @error(blp, 409, "Inactive (`connection_inactive`) or no webhook secret stored (`no_webhook_secret`).")
     @blp.doc(security=BEARER_SECURITY)
@@ -100,6 +116,8 @@ class WebhookCredentials(MethodView):
 
 @blp.route("/<connection_id>/webhook-result")
 class WebhookResult(MethodView):
+    callers = (INGEST_WORKER,)
+
     @_documented
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(schemas.WebhookResultSchema)

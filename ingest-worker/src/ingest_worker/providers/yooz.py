@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from urllib.parse import quote
 
+from bobdesk_shared import untrusted_json
 from bobdesk_shared.timeutil import iso_ms, parse_iso
 
 from .. import canonical
@@ -309,8 +310,8 @@ class YoozAdapter(ProviderAdapter):
     @staticmethod
     def _parse_event(body: bytes) -> WebhookEvent:
         try:
-            event = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
+            event = untrusted_json.loads(body)
+        except ValueError:
             raise MalformedEvent("The body is not JSON.", code="malformed_json") from None
         if not isinstance(event, dict):
             raise MalformedEvent("The event must be a JSON object.")

@@ -1,8 +1,9 @@
-"""Internal endpoints (docs/internal-api.md), service token only."""
+"""Internal endpoints (docs/internal-api.md): service token only, of the components each view
+names in `callers` (403 `service_not_allowed` otherwise)."""
 
 from __future__ import annotations
 
-from bobdesk_shared.auth import BEARER_SECURITY, require_service
+from bobdesk_shared.auth import BEARER_SECURITY, INGEST_WORKER, authenticate_services
 from bobdesk_shared.web import Blueprint
 from flask.views import MethodView
 
@@ -13,15 +14,13 @@ blp = Blueprint("internal_invoices", __name__, url_prefix="/internal/invoices",
                 description="Ingestion and reconciliation, for the ingest worker only.")
 
 
-@blp.before_request
-def authenticate():
-    """Authentication first, so a caller without a valid token learns nothing from a 400."""
-    require_service()
-
+authenticate_services(blp)
 
 
 @blp.route("/batch")
 class Batch(MethodView):
+    callers = (INGEST_WORKER,)
+
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(BatchSchema, example=BATCH_EXAMPLE)
     @blp.response(200, BatchResultSchema)
@@ -32,6 +31,8 @@ class Batch(MethodView):
 
 @blp.route("/reconcile")
 class Reconcile(MethodView):
+    callers = (INGEST_WORKER,)
+
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(ReconcileSchema)
     @blp.response(200, ReconcileResultSchema)
