@@ -3,6 +3,7 @@ it in step with what `make` installs and runs, and run its entry point on the .v
 
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -117,8 +118,13 @@ def test_production_wheels_hold_production_code_only(tmp_path):
     """What the image installs, built as pip builds it: no simulator, demo or test helper, nothing
     that imports pytest; the development-only packages are neither copied nor installed."""
     assert install_packages("DEV_PACKAGES"), "tools/install.sh names its development-only packages"
+    # Built from copies of the tracked sources: setuptools reuses an in-tree build/ directory, whose
+    # stale files would otherwise end up in the wheel.
+    sources = tmp_path / "sources"
+    for package in install_packages():
+        shutil.copytree(ROOT / package, sources / package, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                            "-w", str(tmp_path), *(str(ROOT / package) for package in install_packages())],
+                            "-w", str(tmp_path), *(str(sources / package) for package in install_packages())],
                            capture_output=True, text=True, timeout=120, check=False)
     assert build.returncode == 0, build.stderr
     wheels = sorted(tmp_path.glob("*.whl"))
