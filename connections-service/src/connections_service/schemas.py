@@ -74,7 +74,8 @@ class ConnectionCreateSchema(StrictSchema):
     apiKey = ma.fields.String(required=True, **_api_key, metadata={
         "description": "API credentials for the provider. Write-only: stored encrypted, never returned."})
     webhookSecret = ma.fields.String(**_webhook_secret, metadata={
-        "description": "HMAC secret verifying inbound webhooks. Write-only: stored encrypted, never returned."})
+        "description": "HMAC secret verifying inbound webhooks. Write-only: stored encrypted, never returned. "
+                       "400 `webhooks_not_supported` for a provider that sends no webhooks."})
     active = JsonBoolean(load_default=True, metadata={
         "description": "Activate at once (default true). 409 if an active connection of the provider exists."})
 
@@ -83,7 +84,8 @@ class ConnectionUpdateSchema(StrictSchema):
     apiKey = ma.fields.String(**_api_key, metadata={
         "description": "Replacement API key; overwrites the stored one, never returned. Polled at once."})
     webhookSecret = ma.fields.String(**_webhook_secret, metadata={
-        "description": "Replacement webhook secret; overwrites the stored one, never returned."})
+        "description": "Replacement webhook secret; overwrites the stored one, never returned. "
+                       "400 `webhooks_not_supported` for a provider that sends no webhooks."})
     active = JsonBoolean(metadata={
         "description": "Enable or disable. 409 if enabling makes two active connections of the provider."})
     provider = _Immutable(load_only=True, metadata={"description": "Cannot be changed (400)."})

@@ -8,7 +8,8 @@ import json
 import logging
 
 from bobdesk_shared.crypto import DecryptionError, KeyRing, associated_data
-from bobdesk_shared.errors import Conflict, NotFound
+from bobdesk_shared.errors import BadRequest, Conflict, NotFound
+from bobdesk_shared.providers import PROVIDERS
 from bobdesk_shared.timeutil import iso_ms, parse_object_id, utcnow
 from bson import ObjectId
 from prometheus_client import Counter
@@ -56,6 +57,12 @@ def _not_found() -> NotFound:
     return NotFound("No such connection.")
 
 
+def _refuse_webhook_secret_unless_supported(provider: str) -> None:
+    if not PROVIDERS[provider].supports_webhooks:
+        raise BadRequest(f"{PROVIDERS[provider].name} sends no webhooks: a connection to it takes no webhook secret.",
+                         code="webhooks_not_supported")
+
+
 def _id(value: str) -> ObjectId:
     parsed = parse_object_id(value)
     if parsed is None:
@@ -81,6 +88,8 @@ class ConnectionService:
 
     def create(self, client: ObjectId, provider: str, api_key: str, webhook_secret: str | None,
                active: bool) -> dict:
+        if webhook_secret is not None:
+            _refuse_webhook_secret_unless_supported(provider)
         now = utcnow()
         connection_id = ObjectId()
         secrets = {"apiKey": self.secrets.seal(connection_id, "apiKey", api_key)}
@@ -98,6 +107,8 @@ class ConnectionService:
 
     def update(self, client: ObjectId, connection_id: str, changes: dict) -> dict:
         current = self.get(client, connection_id)
+        if "webhookSecret" in changes:
+            _refuse_webhook_secret_unless_supported(current["provider"])
         now = utcnow()
         sets: dict = {"updated_at": now}
         for field in ("apiKey", "webhookSecret"):

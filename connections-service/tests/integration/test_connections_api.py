@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from bobdesk_devtools.testing import public_token, service_token, user_token
+from bobdesk_shared.providers import PROVIDERS, Provider
 from bson import ObjectId
 
 from ..conftest import API_KEY, WEBHOOK_SECRET
@@ -193,6 +194,21 @@ def test_patch_adds_a_webhook_secret(create, http, company):
     view = http.patch(f"/invoice-connections/{created['id']}", json={"webhookSecret": WEBHOOK_SECRET},
                       headers=company.headers).get_json()
     assert view["hasWebhookSecret"] is True
+
+
+def test_a_webhook_secret_is_refused_for_a_provider_without_webhooks(create, http, company, db, monkeypatch):
+    # The catalogue, not the code, says which providers send webhooks.
+    monkeypatch.setitem(PROVIDERS, "yooz", Provider(key="yooz", name="Yooz", supports_webhooks=False))
+    assert_error(create(webhookSecret=WEBHOOK_SECRET), 400, "webhooks_not_supported")
+    assert db.connections.count_documents({}) == 0
+    created = create().get_json()
+    assert created["hasWebhookSecret"] is False
+    path = f"/invoice-connections/{created['id']}"
+    before = db.connections.find_one({"_id": ObjectId(created["id"])})
+    for body in ({"webhookSecret": WEBHOOK_SECRET}, {"webhookSecret": WEBHOOK_SECRET, "active": False}):
+        assert_error(http.patch(path, json=body, headers=company.headers), 400, "webhooks_not_supported")
+    assert db.connections.find_one({"_id": ObjectId(created["id"])}) == before
+    assert http.patch(path, json={"active": False}, headers=company.headers).status_code == 200
 
 
 @pytest.mark.parametrize("body, field", [

@@ -115,7 +115,8 @@ def ensure_connection(settings: Settings, user_token: str) -> dict:
 def point_simulator_webhooks(settings: Settings, connection_id: str) -> str | None:
     target = f"{settings.webhooks_public_url}/webhooks/yooz/{connection_id}"
     try:
-        response = _request("PATCH", f"{settings.yooz_base_url}/_admin/accounts/{DEMO_ACCOUNT}", attempts=5,
+        simulator = settings.providers["yooz"].base_url
+        response = _request("PATCH", f"{simulator}/_admin/accounts/{DEMO_ACCOUNT}", attempts=5,
                             json={"webhook_url": target})
     except requests.RequestException:
         response = None

@@ -1,4 +1,4 @@
-"""The worker's settings (CONTRACTS section 2 plus the worker's own tuning).
+"""The worker's settings: the shared ones, the worker's own tuning, and each adapter's own.
 
 One settings object serves the poller, the webhook receiver and the demo; each
 reads only what it needs. Durations below one second are given in milliseconds.
@@ -14,11 +14,13 @@ import uuid
 from bobdesk_shared import config
 from bobdesk_shared.config import ConfigError, read_int, read_str
 
+from .providers import load_provider_settings
+
 
 @dataclasses.dataclass(frozen=True)
 class Settings(config.SharedSettings):
     ingest_db: str
-    yooz_base_url: str
+    providers: dict  # provider key -> that adapter's own settings (providers.load_provider_settings)
     poll_interval_seconds: int
     webhooks_port: int
     webhooks_public_url: str
@@ -67,14 +69,13 @@ def _default_worker_id() -> str:
 def load_settings(env=None, service_name: str = "ingest-worker") -> Settings:
     """`service_name` names the process in logs (and Flask apps: it must not be an importable folder name)."""
     env = os.environ if env is None else env
-    sim_port = read_int(env, "YOOZ_SIM_PORT", config.DEFAULT_PORTS["YOOZ_SIM_PORT"], minimum=1)
     webhooks_port = read_int(env, "WEBHOOKS_PORT", config.DEFAULT_PORTS["WEBHOOKS_PORT"], minimum=1)
     return config.load(
         Settings,
         service_name,
         env,
         ingest_db=lambda e: read_str(e, "INGEST_DB", "ingest"),
-        yooz_base_url=lambda e: read_str(e, "YOOZ_BASE_URL", f"http://127.0.0.1:{sim_port}").rstrip("/"),
+        providers=load_provider_settings,
         poll_interval_seconds=lambda e: read_int(e, "POLL_INTERVAL_SECONDS", 300, minimum=1),
         webhooks_port=lambda e: webhooks_port,
         # Where the provider reaches the receiver (the demo registers it with the simulator).

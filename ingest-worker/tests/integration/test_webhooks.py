@@ -9,7 +9,8 @@ import time
 
 import pytest
 import requests
-from bobdesk_devtools.testing import wait_until
+from bobdesk_devtools.testing import TEST_ENV, wait_until
+from bobdesk_shared.providers import PROVIDERS, Provider
 from bson import ObjectId
 from ingest_worker.config import load_settings
 from ingest_worker.webhooks.app import create_app
@@ -144,17 +145,30 @@ def test_a_signed_bad_body_is_400(client, events, connection, body, code):
     assert events.count_documents({}) == 0
 
 
-def test_refusals_for_provider_and_connection_state(client, events, stub_services, account):
+def test_a_provider_without_webhooks_is_404(client, events, connection, monkeypatch):
     body = event("YZ-1")
     assert error_code(post(client, str(ObjectId()), body, signed(body), provider="sage"), 404) == "unknown_provider"
-    assert error_code(post(client, "not-an-id", body, signed(body)), 404) == "not_found"
-    assert error_code(post(client, str(ObjectId()), body, signed(body)), 404) == "not_found"
+    monkeypatch.setitem(PROVIDERS, "yooz", Provider(key="yooz", name="Yooz", supports_webhooks=False))
+    app = create_app(load_settings({**TEST_ENV, "WEBHOOK_PROCESSOR_IN_RECEIVER": "0"}, service_name="ingest-webhooks"))
+    assert error_code(post(app.test_client(), connection, body, signed(body)), 404) == "unknown_provider"
+    assert events.count_documents({}) == 0
+
+
+def test_every_unverifiable_delivery_gets_one_answer_whatever_the_connections_state(
+        client, events, stub_services, account, connection):
+    """Unknown, malformed, inactive, deleted, another provider's or secret-less connections are told
+    apart by nothing: the same 401 as a forged signature on an active connection."""
+    body = event("YZ-1")
+    forged = post(client, connection, body, signed(body, secret="forged-secret-123"))
+    answer = (forged.status_code, forged.get_json())
+    assert answer[0] == 401 and answer[1]["error"]["code"] == "invalid_signature"
     inactive = stub_services.add(account["api_key"], webhook_secret=SECRET, active=False)
-    assert error_code(post(client, inactive, body, signed(body)), 409) == "connection_inactive"
     deleted = stub_services.add(account["api_key"], webhook_secret=SECRET, deleted=True)
-    assert error_code(post(client, deleted, body, signed(body)), 404) == "not_found"
     no_secret = stub_services.add(account["api_key"])
-    assert error_code(post(client, no_secret, body, signed(body)), 409) == "no_webhook_secret"
+    elsewhere = stub_services.add(account["api_key"], webhook_secret=SECRET, provider="pennylane")
+    for target in ("not-an-id", str(ObjectId()), inactive, deleted, no_secret, elsewhere):
+        response = post(client, target, body, signed(body))  # signed with the real secret, even
+        assert (response.status_code, response.get_json()) == answer, target
     assert events.count_documents({}) == 0
 
 
@@ -166,15 +180,39 @@ def test_an_unhandled_event_type_is_acknowledged_and_ignored(client, events, con
     assert events.count_documents({}) == 0
 
 
-def test_invoice_deleted_cancels_it(client, processor, sim_server, account, connection, stub_services):
+def test_invoice_deleted_cancels_it_once_the_provider_confirms(client, processor, sim_server, account, connection,
+                                                                stub_services):
     invoice = add_invoice(sim_server, account)
     body = event(invoice["id"])
     post(client, connection, body, signed(body))
     processor.process_one()
+    requests.delete(f"{sim_server.url}/_admin/accounts/{account['id']}/invoices/{invoice['id']}",
+                    params={"webhook": "0"}, timeout=5)
     body = event(invoice["id"], "invoice.deleted")
     assert post(client, connection, body, signed(body)).status_code == 202
     processor.process_one()
     assert stub_services.stored(connection)[invoice["id"]]["cancelled"] is True
+
+
+def test_a_signed_delete_of_an_invoice_the_provider_still_has_cancels_nothing(
+        client, processor, sim_server, account, connection, stub_services):
+    """A leaked webhook secret is not enough to cancel invoices: the provider is asked first."""
+    invoice = add_invoice(sim_server, account)
+    body = event(invoice["id"], "invoice.deleted")
+    assert post(client, connection, body, signed(body)).status_code == 202
+    assert processor.process_one()
+    stored = stub_services.stored(connection)[invoice["id"]]
+    assert stored["cancelled"] is False and stored["invoice"]["provider_status"] == invoice["status"]
+    assert "batch" in stub_services.calls_for(connection.id)
+
+
+def test_a_signed_event_whose_type_is_a_list_is_400_not_500(client, events, connection):
+    body = json.dumps({"id": "evt_list", "type": ["invoice.created"], "created_at": "2024-07-03T09:46:40Z",
+                       "data": {"invoice_id": "YZ-1"}}).encode()
+    response = post(client, connection, body, signed(body))
+    assert error_code(response, 400) == "validation_error"
+    assert response.get_json()["error"]["details"] == {"type": ["Not a valid string."]}
+    assert events.count_documents({}) == 0
 
 
 def test_an_invoice_gone_at_the_provider_is_cancelled(client, processor, connection, stub_services):

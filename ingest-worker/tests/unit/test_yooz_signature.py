@@ -101,12 +101,33 @@ def test_a_malformed_header_is_rejected(adapter, header):
                               "data": {"invoice_id": "YZ-1"}},
     {**EVENT, "data": {}}, {**EVENT, "data": None}, {**EVENT, "created_at": "yesterday"}, {**EVENT, "id": ""},
     {**EVENT, "type": None},
+    # Every field is untrusted: a wrong type anywhere is a 400, never a crash (a list is unhashable).
+    {**EVENT, "type": ["invoice.created"]}, {**EVENT, "type": {"a": 1}}, {**EVENT, "id": ["evt"]},
+    {**EVENT, "id": 7}, {**EVENT, "created_at": 1720000000}, {**EVENT, "created_at": ["x"]},
+    {**EVENT, "data": ["YZ-1"]}, {**EVENT, "data": {"invoice_id": ["YZ-1"]}}, {**EVENT, "data": {"invoice_id": 7}},
+    {**EVENT, "data": {"invoice_id": "x" * 201}}, {**EVENT, "type": "x" * 201},
+    b"[" * 5000 + b"]" * 5000,
 ])
 def test_a_signed_but_malformed_body_is_a_400(adapter, event):
     body = event if isinstance(event, bytes) else json.dumps(event).encode()
     with pytest.raises(MalformedEvent) as caught:
         adapter.verify_webhook(SECRET, {"Yooz-Signature": f"t={NOW},v1={sign(body)}"}, body, NOW)
     assert caught.value.status == 400
+
+
+def test_a_list_typed_event_names_the_field():
+    body = json.dumps({**EVENT, "type": ["invoice.deleted"]}).encode()
+    adapter = YoozAdapter("http://yooz.invalid", ProviderHttp("yooz", timeout=(1, 1), policy=RetryPolicy()))
+    with pytest.raises(MalformedEvent) as caught:
+        adapter.verify_webhook(SECRET, {"Yooz-Signature": f"t={NOW},v1={sign(body)}"}, body, NOW)
+    assert caught.value.code == "validation_error" and caught.value.details == {"type": ["Not a valid string."]}
+
+
+@pytest.mark.parametrize("type_", ["invoice.created", "invoice.updated", "invoice.deleted"])
+def test_every_invoice_event_is_a_refresh_of_that_invoice(adapter, type_):
+    body = body_of({**EVENT, "type": type_})
+    event = adapter.verify_webhook(SECRET, {"Yooz-Signature": f"t={NOW},v1={sign(body)}"}, body, NOW)
+    assert event.invoice_id == "YZ-2024-00871"  # a deletion too: the provider decides what it becomes
 
 
 def test_an_unhandled_event_type_is_parsed_without_an_invoice(adapter):

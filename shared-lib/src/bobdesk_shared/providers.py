@@ -1,8 +1,9 @@
-"""The catalogue of accounts-payable providers the platform speaks to.
+"""The catalogue of accounts-payable providers the platform speaks to, and what each supports.
 
-connections-service accepts a connection only for a key listed here, and the
-ingest worker registers exactly one adapter per key (a test of the worker checks
-both agree). Adding a provider: one line here, one adapter module in the worker.
+connections-service accepts a connection only for a key listed here, and refuses a webhook
+secret for a provider that sends no webhooks; the webhook receiver answers 404 for such a
+provider; the ingest worker registers exactly one adapter per key (a test of the worker checks
+both agree). Adding a provider: its entry here, one adapter module in the worker, its simulator.
 """
 
 from __future__ import annotations
@@ -14,13 +15,9 @@ import dataclasses
 class Provider:
     key: str
     name: str
-    supports_webhooks: bool
+    supports_webhooks: bool  # False: polled only
 
 
 PROVIDERS: dict[str, Provider] = {
     "yooz": Provider(key="yooz", name="Yooz", supports_webhooks=True),
 }
-
-
-def is_known(key: object) -> bool:
-    return isinstance(key, str) and key in PROVIDERS

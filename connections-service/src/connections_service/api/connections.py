@@ -15,6 +15,8 @@ blp = Blueprint("invoice_connections", __name__, url_prefix="/invoice-connection
                 description="A company's connections to its accounts-payable providers. Secrets are write-only.")
 
 NOT_FOUND = "No connection of the company has this id (unknown, deleted, another company's, malformed)."
+INVALID = ("Invalid body (`validation_error`), or a `webhookSecret` for a provider that sends no webhooks "
+           "(`webhooks_not_supported`).")
 CONFLICT = "An active connection for this provider already exists for this company (`active_connection_exists`)."
 
 
@@ -41,6 +43,7 @@ class Connections(MethodView):
         return [domain.connection_view(doc) for doc in connection_service().list(g.principal.client)]
 
     @_documented
+    @error(blp, 400, INVALID)
     @error(blp, 409, CONFLICT)
     @blp.doc(security=USER_SECURITY)
     @blp.arguments(schemas.ConnectionCreateSchema, example=schemas.CREATE_EXAMPLE)
@@ -58,6 +61,7 @@ class Connections(MethodView):
 @blp.route("/<connection_id>")
 class Connection(MethodView):
     @_documented
+    @error(blp, 400, INVALID)
     @error(blp, 404, NOT_FOUND)
     @error(blp, 409, CONFLICT)
     @blp.doc(security=USER_SECURITY)

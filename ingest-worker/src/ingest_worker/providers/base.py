@@ -1,10 +1,12 @@
 """What every provider adapter offers the poller and the webhook receiver.
 
 An adapter lists a connection's changes since a checkpoint (page by page, so an
-initial sync of any size runs in constant memory), fetches one invoice, verifies
-and parses a signed webhook, and maps a provider document to the canonical
-invoice. The checkpoint is the adapter's own JSON object: the services store it
-without reading it.
+initial sync of any size runs in constant memory), fetches one invoice and maps a
+provider document to the canonical invoice. The checkpoint is the adapter's own
+JSON object: the services store it without reading it. An adapter reads its own
+settings (base URL...) from the environment. A provider that sends webhooks has a
+`WebhookAdapter`, which verifies a signed delivery and turns the provider's event
+into a provider-neutral `WebhookEvent`: the generic code never sees an event name.
 
 Every provider request goes through a `CallContext`: the poller's renews the
 connection's lease first (and so stops at once when the connection was
@@ -116,14 +118,29 @@ GONE = InvoiceGone()
 
 @dataclasses.dataclass(frozen=True)
 class WebhookEvent:
+    """A verified delivery, as a decision: refresh `invoice_id` from the provider, or nothing.
+
+    An event is only a notification: whatever it says happened (created, changed, deleted), what
+    the invoice becomes always comes from the provider (a fetch; a 404 cancels it)."""
+
     id: str
-    type: str  # invoice.created | invoice.updated | invoice.deleted, or one we do not handle
-    invoice_id: str | None  # set for the invoice.* types we handle
+    type: str  # the provider's own name for the event, for logs only
     created_at: str  # ISO-8601 UTC with milliseconds
+    invoice_id: str | None  # the invoice to refresh; None: nothing for us (acknowledged, ignored)
 
 
 class ProviderAdapter(abc.ABC):
     key: str
+
+    @classmethod
+    @abc.abstractmethod
+    def load_settings(cls, env: Mapping[str, str]) -> object:
+        """The adapter's own settings, read from the environment (a bad value raises ConfigError)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, settings) -> ProviderAdapter:
+        """The adapter for the worker's settings; its own are `settings.providers[cls.key]`."""
 
     @abc.abstractmethod
     def list_changes(self, call: CallContext, checkpoint: dict | None, page_size: int) -> Iterator[ChangesPage]:
@@ -134,14 +151,27 @@ class ProviderAdapter(abc.ABC):
         """One provider document, or `GONE`."""
 
     @abc.abstractmethod
-    def verify_webhook(self, secret: str, headers: Mapping[str, str], body: bytes,
-                       now: float | None = None) -> WebhookEvent:
-        """The event a signed delivery carries; `SignatureRejected` or `MalformedEvent` otherwise."""
-
-    @abc.abstractmethod
     def to_canonical(self, document: dict) -> dict:
         """The canonical invoice for a provider document; `canonical.InvalidInvoice` otherwise."""
 
     @abc.abstractmethod
     def close(self) -> None:
         """Release pooled connections."""
+
+
+class WebhookAdapter(ProviderAdapter):
+    """An adapter whose provider signs and sends webhooks (the catalogue says `supports_webhooks`)."""
+
+    # How the receiver's OpenAPI document describes this provider's deliveries.
+    signature_header: str
+    signature_description: str
+    event_schema: type
+
+    @abc.abstractmethod
+    def check_signature_header(self, headers: Mapping[str, str]) -> None:
+        """`SignatureRejected` when the delivery carries no well-formed signature (no secret needed)."""
+
+    @abc.abstractmethod
+    def verify_webhook(self, secret: str, headers: Mapping[str, str], body: bytes,
+                       now: float | None = None) -> WebhookEvent:
+        """The event a signed delivery carries; `SignatureRejected` or `MalformedEvent` otherwise."""

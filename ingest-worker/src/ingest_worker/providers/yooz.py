@@ -1,4 +1,6 @@
-"""The Yooz adapter: everything CONTRACTS section 5 says about Yooz, and nothing else does.
+"""The Yooz adapter: everything the platform knows about Yooz's API, and nothing else does.
+
+Settings: `YOOZ_BASE_URL` (unset: the simulator on `YOOZ_SIM_PORT`).
 
 Listing: `GET /invoices?updated_since&cursor&limit`, items ordered by
 `(updated_at, id)` ascending, `updated_since` inclusive. The checkpoint is
@@ -9,11 +11,15 @@ back to `updated_since` alone. Requests carrying a cursor also carry the
 high-water mark: every document after the cursor is at or above it.
 
 Webhooks: `Yooz-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]`, HMAC-SHA256 of
-`"<t>." + raw body` under the connection's webhook secret, within 300 s.
+`"<t>." + raw body` under the connection's webhook secret, within 300 s. Events
+`{"id", "type", "created_at", "data": {"invoice_id"}}`: `invoice.created`,
+`invoice.updated` and `invoice.deleted` all mean "refresh this invoice" (a deletion is
+believed only once Yooz answers 404 or a `deleted` status); other types are ignored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email.utils
 import hashlib
@@ -25,7 +31,9 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from urllib.parse import quote
 
+import marshmallow as ma
 from bobdesk_shared import untrusted_json
+from bobdesk_shared.config import DEFAULT_PORTS, read_int, read_str
 from bobdesk_shared.timeutil import iso_ms, parse_iso
 
 from .. import canonical
@@ -38,9 +46,9 @@ from .base import (
     ChangesPage,
     InvoiceGone,
     MalformedEvent,
-    ProviderAdapter,
     ProviderError,
     SignatureRejected,
+    WebhookAdapter,
     WebhookEvent,
 )
 from .http import ProviderHttp, RetryPolicy, Transient
@@ -54,6 +62,8 @@ STATUSES = frozenset({"to_validate", "validated", "paid", "rejected", "deleted"}
 CANCELLED_STATUSES = frozenset({"rejected", "deleted"})
 EVENT_TYPES = frozenset({"invoice.created", "invoice.updated", "invoice.deleted"})
 EPOCH = "1970-01-01T00:00:00.000000Z"
+# One answer for every signature that does not verify, whatever the connection's state.
+UNVERIFIED = "No signature matches the connection's webhook secret."
 _MAX_SIGNATURE_HEADER = 2048
 _MAX_SIGNATURES = 8
 
@@ -135,12 +145,66 @@ def _updated_at(document: object) -> dt.datetime | None:
     return None
 
 
-class YoozAdapter(ProviderAdapter):
+@dataclasses.dataclass(frozen=True)
+class YoozSettings:
+    base_url: str
+
+
+def _event_text(value) -> bool:
+    return 0 < len(value) <= 200 and value.isprintable()
+
+
+def _identifier(value: str) -> None:
+    if not _event_text(value):
+        raise ma.ValidationError("Not 1 to 200 printable characters.")
+
+
+class YoozEventSchema(ma.Schema):
+    """A Yooz event; fields beyond these are Yooz's business and ignored."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    id = ma.fields.String(required=True, validate=_identifier, metadata={"example": "evt_01HZX"})
+    type = ma.fields.String(required=True, validate=_identifier, metadata={"example": "invoice.created"})
+    created_at = ma.fields.String(required=True, metadata={"example": "2024-03-12T08:00:00Z"})
+    data = ma.fields.Dict(load_default=None, allow_none=True,
+                          metadata={"example": {"invoice_id": "YZ-2024-00871"}})
+
+    @ma.validates("created_at")
+    def _is_a_time(self, value, **kwargs):
+        try:
+            parse_iso(value)
+        except (ValueError, TypeError, OverflowError):
+            raise ma.ValidationError("Not an ISO-8601 time with a time zone.") from None
+
+    @ma.validates_schema
+    def _names_its_invoice(self, event, **kwargs):
+        if event.get("type") not in EVENT_TYPES:
+            return
+        invoice_id = (event.get("data") or {}).get("invoice_id")
+        if not isinstance(invoice_id, str) or not _event_text(invoice_id):
+            raise ma.ValidationError("Missing or not an invoice id.", "data.invoice_id")
+
+
+_EVENT_SCHEMA = YoozEventSchema()
+
+
+class YoozAdapter(WebhookAdapter):
     key = KEY
+    signature_header = SIGNATURE_HEADER
+    signature_description = ("Yooz: t=<unix seconds>,v1=<hex HMAC-SHA256 of '<t>.' + raw body under the "
+                             "connection's webhook secret>[,v1=...]; within 300 s.")
+    event_schema = YoozEventSchema
 
     def __init__(self, base_url: str, http: ProviderHttp):
         self.base_url = base_url.rstrip("/")
         self.http = http
+
+    @classmethod
+    def load_settings(cls, env) -> YoozSettings:
+        sim_port = read_int(env, "YOOZ_SIM_PORT", DEFAULT_PORTS["YOOZ_SIM_PORT"], minimum=1)
+        return YoozSettings(base_url=read_str(env, "YOOZ_BASE_URL", f"http://127.0.0.1:{sim_port}").rstrip("/"))
 
     @classmethod
     def from_settings(cls, settings) -> YoozAdapter:
@@ -152,7 +216,7 @@ class YoozAdapter(ProviderAdapter):
         )
         http = ProviderHttp(KEY, timeout=(settings.provider_connect_timeout, settings.provider_read_timeout),
                             policy=policy, pool_size=settings.concurrency + 4)
-        return cls(settings.yooz_base_url, http)
+        return cls(settings.providers[KEY].base_url, http)
 
     @staticmethod
     def _headers(api_key: str) -> dict:
@@ -270,6 +334,9 @@ class YoozAdapter(ProviderAdapter):
 
     # --- webhooks ------------------------------------------------------------
 
+    def check_signature_header(self, headers: Mapping[str, str]) -> None:
+        self._parse_signature_header(headers.get(SIGNATURE_HEADER))
+
     def verify_webhook(self, secret: str, headers: Mapping[str, str], body: bytes,
                        now: float | None = None) -> WebhookEvent:
         timestamp, signatures = self._parse_signature_header(headers.get(SIGNATURE_HEADER))
@@ -279,7 +346,7 @@ class YoozAdapter(ProviderAdapter):
         for candidate in signatures:
             matched |= hmac.compare_digest(expected, candidate)
         if not matched:
-            raise SignatureRejected("No signature matches the connection's webhook secret.")
+            raise SignatureRejected(UNVERIFIED)
         now = time.time() if now is None else now
         if abs(now - timestamp) > SIGNATURE_TOLERANCE_SECONDS:
             raise SignatureRejected("The signature's timestamp is outside the 300 s tolerance.",
@@ -309,32 +376,21 @@ class YoozAdapter(ProviderAdapter):
 
     @staticmethod
     def _parse_event(body: bytes) -> WebhookEvent:
+        """The event's shape is checked before anything reads it: every field is untrusted."""
         try:
             event = untrusted_json.loads(body)
         except ValueError:
             raise MalformedEvent("The body is not JSON.", code="malformed_json") from None
         if not isinstance(event, dict):
             raise MalformedEvent("The event must be a JSON object.")
-        problems = {}
-        event_id, event_type, data = event.get("id"), event.get("type"), event.get("data")
-        if not isinstance(event_id, str) or not 0 < len(event_id) <= 200 or not event_id.isprintable():
-            problems["id"] = ["Missing or not an event id."]
-        if not isinstance(event_type, str) or not event_type:
-            problems["type"] = ["Missing or not a string."]
         try:
-            created_at = iso_ms(parse_iso(event.get("created_at")))
-        except (ValueError, TypeError):
-            problems["created_at"] = ["Missing or not an ISO-8601 time."]
-        invoice_id = data.get("invoice_id") if isinstance(data, dict) else None
-        if event_type in EVENT_TYPES and (
-            not isinstance(invoice_id, str) or not 0 < len(invoice_id) <= 200 or not invoice_id.isprintable()
-        ):
-            problems["data.invoice_id"] = ["Missing or not an invoice id."]
-        if problems:
+            event = _EVENT_SCHEMA.load(event)
+        except ma.ValidationError as exc:
             raise MalformedEvent("The event has missing or invalid fields.", code="validation_error",
-                                 details=problems)
-        return WebhookEvent(id=event_id, type=event_type, created_at=created_at,
-                            invoice_id=invoice_id if event_type in EVENT_TYPES else None)
+                                 details=exc.messages) from None
+        refresh = event["type"] in EVENT_TYPES
+        return WebhookEvent(id=event["id"], type=event["type"], created_at=iso_ms(parse_iso(event["created_at"])),
+                            invoice_id=event["data"]["invoice_id"] if refresh else None)
 
     def close(self) -> None:
         self.http.close()

@@ -16,7 +16,7 @@ from bobdesk_shared.web import create_app as create_web_app
 from pymongo.errors import PyMongoError
 
 from ..config import Settings, load_settings
-from ..providers import build_adapters
+from ..providers import build_adapters, webhook_adapters
 from ..upstream import build_clients
 from .events import EventStore
 from .processor import EventProcessor
@@ -44,10 +44,10 @@ def create_app(settings: Settings | None = None):
     processor = EventProcessor(store, connections, invoices, adapters, owner=f"{settings.worker_id}:webhooks",
                                max_attempts=settings.webhook_max_attempts,
                                backoff_cap=settings.poll_interval_seconds)
-    receiver = Receiver(adapters, connections, store, on_accept=processor.wake.set)
+    receiver = Receiver(webhook_adapters(adapters), connections, store, on_accept=processor.wake.set)
     app, _ = create_web_app(
         settings, title="Bob! Desk webhook receiver", blueprints=[blp], max_body_bytes=MAX_BODY_BYTES,
-        description="Receives providers' signed webhooks (CONTRACTS section 5) and queues them for ingestion.",
+        description="Receives providers' signed webhooks and queues them for ingestion.",
         ready_checks={"ingest_db": lambda: ping(mongo), "connections_service": connections.healthy,
                       "invoices_service": invoices.healthy},
     )

@@ -1,13 +1,14 @@
-"""Processes accepted webhook events: fetch the invoice an event names, publish it.
+"""Processes accepted webhook events: fetch the invoice an event names, publish what the provider says.
 
 Runs as a loop in the poller process and as a background thread of each
 webhook-receiver worker (woken at once when that worker accepts an event).
 Events are claimed with a lease (events.py), so any number of processors share
 the queue and an event whose processor died is taken up again.
 
-- invoice.created / invoice.updated: fetch the invoice from the provider, map it,
-  publish it as a batch with fence null; gone at the provider: cancel it.
-- invoice.deleted: publish a cancellation.
+- every event is a notification, whatever its type: fetch the invoice from the
+  provider, map it, publish it as a batch with fence null (a deleted status maps to
+  a cancelled invoice); gone at the provider (404): publish a cancellation. A signed
+  "deleted" event alone never cancels anything, so a leaked webhook secret cannot.
 - connection unknown, deleted, inactive or without webhook secret by now: the
   event is dropped (the connection no longer ingests anything).
 - provider or service failure: retried with exponential backoff and full jitter,
@@ -109,15 +110,12 @@ class EventProcessor:
         if credentials.get("provider") != event["provider"]:
             raise Refused(404, "not_found", "the connection is for another provider")
         cancellations, invoices, rejected = [], [], 0
-        if event["type"] == "invoice.deleted":
+        document = adapter.fetch_invoice(StaticCall(credentials["api_key"], stop), event["invoice_id"])
+        if document is GONE:
             cancellations = [{"invoice_platform_id": event["invoice_id"], "at": event["event_created_at"]}]
         else:
-            document = adapter.fetch_invoice(StaticCall(credentials["api_key"], stop), event["invoice_id"])
-            if document is GONE:
-                cancellations = [{"invoice_platform_id": event["invoice_id"], "at": event["event_created_at"]}]
-            else:
-                invoices, rejected = map_documents(adapter, [document], connection_id=event["connection"],
-                                                   source="webhook")
+            invoices, rejected = map_documents(adapter, [document], connection_id=event["connection"],
+                                               source="webhook")
         counts = {"created": 0, "updated": 0, "unchanged": 0, "cancelled": 0}
         if invoices or cancellations:
             counts = self.invoices.store_batch(event["connection"], None, invoices, cancellations)

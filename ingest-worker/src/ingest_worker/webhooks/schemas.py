@@ -1,15 +1,24 @@
-"""Documentation schemas of the webhook endpoint (the body is verified raw, then parsed by the adapter)."""
+"""Documentation of the webhook endpoint: the body is verified raw, then parsed by its provider's adapter,
+so each provider's signature header and event shape come from that adapter."""
 
 import marshmallow as ma
 
-
-class YoozEventSchema(ma.Schema):
-    id = ma.fields.String(required=True, metadata={"example": "evt_01HZX"})
-    type = ma.fields.String(required=True, metadata={"example": "invoice.created"})
-    created_at = ma.fields.String(required=True, metadata={"example": "2024-03-12T08:00:00Z"})
-    data = ma.fields.Dict(required=True, metadata={"example": {"invoice_id": "YZ-2024-00871"}})
+from ..providers import webhook_adapter_classes
 
 
 class ReceiptSchema(ma.Schema):
     status = ma.fields.String(required=True, metadata={"description": "accepted, duplicate or ignored"})
     event_id = ma.fields.String(required=True)
+
+
+def delivery_doc() -> dict:
+    """Each webhook provider's signature header (optional: each provider sends its own) and event schema."""
+    adapters = webhook_adapter_classes().values()
+    schemas = [adapter.event_schema for adapter in adapters]
+    return {
+        "parameters": [{"in": "header", "name": adapter.signature_header, "required": False,
+                        "schema": {"type": "string"}, "description": adapter.signature_description}
+                       for adapter in adapters],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": schemas[0] if len(schemas) == 1 else {"oneOf": schemas}}}},
+    }
