@@ -20,4 +20,5 @@ class Provider:
 
 PROVIDERS: dict[str, Provider] = {
     "yooz": Provider(key="yooz", name="Yooz", supports_webhooks=True),
+    "pennylane": Provider(key="pennylane", name="Pennylane", supports_webhooks=False),
 }

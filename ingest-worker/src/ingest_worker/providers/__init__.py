@@ -10,11 +10,13 @@ from collections.abc import Mapping
 from bobdesk_shared.providers import PROVIDERS
 
 from .base import ProviderAdapter, WebhookAdapter
+from .pennylane import PennylaneAdapter
 from .yooz import YoozAdapter
 
 # provider key -> adapter class; a unit test checks the keys (and webhook support) match the catalogue.
 ADAPTERS: dict[str, type[ProviderAdapter]] = {
     YoozAdapter.key: YoozAdapter,
+    PennylaneAdapter.key: PennylaneAdapter,
 }
 
 

@@ -102,11 +102,21 @@ class StaticCall:
 
 @dataclasses.dataclass(frozen=True)
 class ChangesPage:
-    """One page of changed documents, and the checkpoint to store once they are stored."""
+    """One page of changes, and the checkpoint to store once they are stored.
+
+    `gone` names documents the provider no longer has (deleted): they are cancelled.
+    A page of a full listing (everything the provider holds, from the start) names it
+    in `listing`, an id the adapter keeps in its checkpoint so a resumed listing keeps
+    it; the page with `listing_complete` ends it, and the connection's invoices it did
+    not list are then cancelled.
+    """
 
     documents: list[dict]
     checkpoint: dict
     last: bool
+    gone: tuple[str, ...] = ()
+    listing: str | None = None
+    listing_complete: bool = False
 
 
 class InvoiceGone:

@@ -7,6 +7,10 @@ what is final (a `ProviderError`). Retries back off exponentially with full
 jitter and never sooner than a Retry-After; a wait longer than the policy allows
 ends the call with `Throttled`, so the connection's next poll is scheduled after
 it instead of holding a worker thread.
+
+An adapter whose provider publishes a rate limit plugs a `Pacing`: it reads the
+limit headers of every answer and says how long to hold the next call made with
+the same key, so a steady sync stays under the limit instead of meeting 429s.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ import dataclasses
 import math
 import random
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from ..metrics import PROVIDER_ERRORS
 from .base import CallContext, ProviderError, ProviderUnavailable, Throttled
@@ -48,13 +54,34 @@ class RetryPolicy:
         return rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
 
 
+class Pacing(Protocol):
+    def delay(self, api_key: str) -> float:
+        """Seconds to hold the next call made with `api_key` (0: go)."""
+
+    def observe(self, api_key: str, status: int, headers: Mapping[str, str]) -> None:
+        """Read the rate-limit headers of an answer to a call made with `api_key`."""
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The Retry-After header (seconds or an HTTP date) as seconds from now; None when absent or unreadable."""
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    try:
+        return Retry().parse_retry_after(value)
+    except InvalidHeader:
+        return None
+
+
 Interpret = Callable[[int, bytes, Mapping[str, str]], T]
 
 
 class ProviderHttp:
     def __init__(self, provider: str, *, timeout: tuple[float, float], policy: RetryPolicy,
-                 pool_size: int = 16, max_body_bytes: int = 16 << 20, rng: random.Random | None = None):
+                 pool_size: int = 16, max_body_bytes: int = 16 << 20, rng: random.Random | None = None,
+                 pacing: Pacing | None = None):
         self.provider = provider
+        self.pacing = pacing
         self.timeout = timeout
         self.policy = policy
         self.max_body_bytes = max_body_bytes
@@ -70,8 +97,12 @@ class ProviderHttp:
         last: Transient | None = None
         for attempt in range(self.policy.max_attempts):
             api_key = call.before_call()
+            if self.pacing is not None and (hold := self.pacing.delay(api_key)) > 0:
+                call.wait(hold)
             try:
                 status, body, response_headers = self._send(url, params, headers(api_key))
+                if self.pacing is not None:
+                    self.pacing.observe(api_key, status, response_headers)
                 return interpret(status, body, response_headers)
             except Transient as exc:
                 last = exc
