@@ -141,11 +141,16 @@ class Api:
         self.http = http
         self.authorizer = authorizer
 
-    def batch(self, connection, invoices=(), cancellations=(), fence=1, token=None):
+    def batch(self, connection, invoices=(), cancellations=(), fence=1, token=None, listing=None):
         body = {"connection": connection, "fence": fence, "invoices": list(invoices),
-                "cancellations": list(cancellations)}
+                "cancellations": list(cancellations), **({"listing": listing} if listing else {})}
         headers = {"Authorization": f"Bearer {token or service_token(INGEST_WORKER)}"}
         return self.http.post("/internal/invoices/batch", json=body, headers=headers)
+
+    def complete_listing(self, connection, listing, fence=1):
+        return self.http.post("/internal/invoices/listing-complete", json={
+            "connection": connection, "fence": fence, "listing": listing},
+            headers={"Authorization": f"Bearer {service_token(INGEST_WORKER)}"})
 
     def reconcile(self, client):
         return self.http.post("/internal/invoices/reconcile", json={"client": str(client)},

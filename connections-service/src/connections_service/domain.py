@@ -11,7 +11,7 @@ from bson import ObjectId
 
 RETRY_BASE_SECONDS = 30
 MIN_RETRY_SECONDS = 1
-STAT_NAMES = ("pages", "created", "updated", "unchanged", "rejected")
+STAT_NAMES = ("pages", "created", "updated", "unchanged", "cancelled", "rejected")
 
 
 def new_connection(connection_id: ObjectId, client: ObjectId, provider: str, secrets: dict, active: bool,
@@ -73,6 +73,46 @@ def claim_view(doc: dict, api_key: str) -> dict:
     }
 
 
+# --- full resync -------------------------------------------------------------------------------
+# A full resync makes the next poll start from no checkpoint: the adapter lists everything, and what
+# the listing misses is cancelled. `resync` holds {requested_at, started_at, <counts>} while it runs;
+# the poll that completes it moves it to `sync.last_resync`.
+
+def resync_request(now: dt.datetime) -> dict:
+    return {"$set": {"resync": {"requested_at": now, "started_at": None, **dict.fromkeys(STAT_NAMES, 0)}}}
+
+
+def resync_pending(doc: dict) -> bool:
+    """A resync asked and not yet started (or asked again since it started): the next claim starts it."""
+    resync = doc.get("resync")
+    return bool(resync) and (resync.get("started_at") is None
+                             or as_utc(resync["requested_at"]) > as_utc(resync["started_at"]))
+
+
+def resync_start(now: dt.datetime) -> dict:
+    return {"$set": {"resync.started_at": now, "checkpoint_json": None, **{f"resync.{n}": 0 for n in STAT_NAMES}}}
+
+
+def _resync_result(doc: dict, success: bool, stats: dict, now: dt.datetime) -> dict:
+    """A running resync counts every poll's figures; the first successful poll since it started ends it."""
+    resync = doc.get("resync")
+    if not resync or resync.get("started_at") is None or resync_pending(doc):
+        return {}
+    if not success:
+        return {"$inc": {f"resync.{name}": stats[name] for name in STAT_NAMES}}
+    done = {"requested_at": resync["requested_at"], "started_at": resync["started_at"], "finished_at": now,
+            **{name: int(resync.get(name, 0)) + stats[name] for name in STAT_NAMES}}
+    return {"$set": {"sync.last_resync": done}, "$unset": {"resync": ""}}
+
+
+def _resync_view(resync: dict | None, state: str) -> dict | None:
+    if not resync:
+        return None
+    return {"state": state, "requestedAt": iso_ms(resync["requested_at"]),
+            "startedAt": iso_ms(resync.get("started_at")), "finishedAt": iso_ms(resync.get("finished_at")),
+            **{name: resync.get(name, 0) for name in STAT_NAMES}}
+
+
 # --- poll results -----------------------------------------------------------------------------
 
 def retry_delay_seconds(failures: int, poll_interval: int, retry_after: int | None,
@@ -111,7 +151,10 @@ def poll_result_update(doc: dict, result: dict, now: dt.datetime, poll_interval:
                      "sync.last_error": {"kind": error["kind"], "message": error["message"], "at": now}})
         delay = retry_delay_seconds(failures, poll_interval, result.get("retry_after_seconds"), rng)
         sets["next_poll_at"] = now + dt.timedelta(seconds=delay)
-    return {"$set": sets, "$inc": {"sync.invoices_ingested": stats["created"] + stats["updated"]}}
+    resync = _resync_result(doc, result["outcome"] == "success", stats, now)
+    update = {"$set": {**sets, **resync.get("$set", {})},
+              "$inc": {"sync.invoices_ingested": stats["created"] + stats["updated"], **resync.get("$inc", {})}}
+    return {**update, **({"$unset": resync["$unset"]} if "$unset" in resync else {})}
 
 
 def webhook_result_update(counts: dict, now: dt.datetime) -> dict:
@@ -141,4 +184,6 @@ def sync_view(doc: dict, now: dt.datetime) -> dict:
                                          "durationMs": run.get("duration_ms")},
         "lastWebhookAt": iso_ms(sync.get("last_webhook_at")),
         "webhookEvents": sync.get("webhook_events", 0),
+        "resync": _resync_view(doc.get("resync"), "requested" if resync_pending(doc) else "running"),
+        "lastResync": _resync_view(sync.get("last_resync"), "done"),
     }

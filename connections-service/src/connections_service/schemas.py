@@ -115,6 +115,27 @@ class SyncRunSchema(ma.Schema):
     updated = ma.fields.Integer()
     unchanged = ma.fields.Integer()
     rejected = ma.fields.Integer(metadata={"description": "Invoices the provider sent that failed validation."})
+    cancelled = ma.fields.Integer(metadata={"description": "Invoices cancelled: deleted at the provider, or "
+                                                          "missing from a full listing."})
+
+
+class ResyncSchema(ma.Schema):
+    state = ma.fields.String(metadata={"enum": ["requested", "running", "done"]})
+    requestedAt = ma.fields.String()
+    startedAt = ma.fields.String(allow_none=True)
+    finishedAt = ma.fields.String(allow_none=True)
+    pages = ma.fields.Integer()
+    created = ma.fields.Integer()
+    updated = ma.fields.Integer()
+    unchanged = ma.fields.Integer()
+    cancelled = ma.fields.Integer()
+    rejected = ma.fields.Integer()
+
+
+class SyncRequestSchema(StrictSchema):
+    full = JsonBoolean(load_default=False, metadata={
+        "description": "true: a full resync. The next poll starts from no checkpoint, lists everything the "
+                       "provider holds, and cancels the invoices it no longer has."})
 
 
 class SyncStatusSchema(ma.Schema):
@@ -131,6 +152,9 @@ class SyncStatusSchema(ma.Schema):
     lastRun = ma.fields.Nested(SyncRunSchema, allow_none=True)
     lastWebhookAt = ma.fields.String(allow_none=True)
     webhookEvents = ma.fields.Integer()
+    resync = ma.fields.Nested(ResyncSchema, allow_none=True,
+                              metadata={"description": "The full resync asked or in progress, with its counts so far."})
+    lastResync = ma.fields.Nested(ResyncSchema, allow_none=True, metadata={"description": "The last one finished."})
 
 
 # --- internal API (docs/internal-api.md) ------------------------------------------------------
@@ -175,6 +199,7 @@ class StatsSchema(StrictSchema):
     created = JsonInteger(**_count)
     updated = JsonInteger(**_count)
     unchanged = JsonInteger(**_count)
+    cancelled = JsonInteger(**_count)
     rejected = JsonInteger(**_count)
 
 

@@ -147,13 +147,17 @@ class ConnectionService:
     def sync_status(self, client: ObjectId, connection_id: str) -> dict:
         return domain.sync_view(self.get(client, connection_id), utcnow())
 
-    def poll_now(self, client: ObjectId, connection_id: str) -> dict:
+    def poll_now(self, client: ObjectId, connection_id: str, full: bool = False) -> dict:
+        """Make the connection due at once; `full`: its next poll lists everything from no checkpoint
+        and cancels what the provider no longer has."""
         current = self.get(client, connection_id)
         if not current["active"]:
             raise Conflict("The connection is inactive; activate it to poll.", code="connection_inactive")
         now = utcnow()
-        doc = self.repository.update_for(client, current["_id"],
-                                         {"$set": {"next_poll_at": now, "poll_requested_at": now}})
+        update = {"$set": {"next_poll_at": now, "poll_requested_at": now}}
+        if full:
+            update["$set"].update(domain.resync_request(now)["$set"])
+        doc = self.repository.update_for(client, current["_id"], update)
         if doc is None:
             raise _not_found()
         return domain.sync_view(doc, now)
@@ -190,6 +194,9 @@ class WorkerService:
                 # A key missing from CREDENTIALS_KEYS: say so on the sync status, try the next one.
                 self._fail_unreadable(doc, exc)
                 continue
+            if domain.resync_pending(doc):
+                doc = self.repository.update_leased(doc["_id"], doc["fence"], domain.resync_start(now)) or doc
+                log.info("full resync started", extra={"connection": str(doc["_id"])})
             CLAIMS.labels("claimed").inc()
             log.info("connection claimed", extra={"connection": str(doc["_id"]), "worker": worker,
                                                   "fence": doc["fence"]})

@@ -133,12 +133,14 @@ class ConnectionsApi(_Api):
 
 class InvoicesApi(_Api):
     def store_batch(self, connection_id: str, fence: int | None, invoices: list[dict],
-                    cancellations: list[dict] | None = None) -> dict:
-        """Store `invoices` (split to fit the batch limits); the summed counts and every result."""
+                    cancellations: list[dict] | None = None, listing: str | None = None) -> dict:
+        """Store `invoices` (split to fit the batch limits); the summed counts and every result.
+
+        `listing` names the full listing the invoices belong to (they are marked as listed by it)."""
         total = {"created": 0, "updated": 0, "unchanged": 0, "cancelled": 0, "results": []}
         for part, part_cancellations in _split(invoices, cancellations or []):
             body = {"connection": connection_id, "fence": fence, "invoices": part,
-                    "cancellations": part_cancellations}
+                    "cancellations": part_cancellations, **({"listing": listing} if listing else {})}
             try:
                 answer = self.call("POST", "/internal/invoices/batch", body).json()
             except UpstreamError as exc:
@@ -149,6 +151,11 @@ class InvoicesApi(_Api):
                 total[name] += int(answer.get(name, 0))
             total["results"] += answer.get("results", [])
         return total
+
+    def complete_listing(self, connection_id: str, fence: int, listing: str) -> int:
+        """The full listing `listing` is done: how many invoices it did not list were cancelled."""
+        body = {"connection": connection_id, "fence": fence, "listing": listing}
+        return int(self.call("POST", "/internal/invoices/listing-complete", body).json()["cancelled"])
 
     def reconcile(self, client: str) -> dict:
         return self.call("POST", "/internal/invoices/reconcile", {"client": client}).json()

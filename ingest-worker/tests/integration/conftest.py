@@ -46,6 +46,7 @@ class StubServices:
         self.poll_interval = poll_interval
         self.connections: dict[str, StubConnection] = {}
         self.invoices: dict[tuple, dict] = {}
+        self.listed: dict[tuple, str | None] = {}  # the last full listing that listed each invoice
         self.calls: list[tuple] = []
         self.reconciled: list[str] = []
         self.fail_batches = 0  # answer 503 to this many batches
@@ -228,6 +229,7 @@ class StubServices:
                 results = []
                 for invoice in body["invoices"]:
                     key = (connection.client, connection.provider, invoice["invoice_platform_id"])
+                    self.listed[key] = body.get("listing") or self.listed.get(key)
                     old = self.invoices.get(key)
                     visible = {k: v for k, v in invoice.items() if k != "raw"}
                     if old is None:
@@ -252,6 +254,24 @@ class StubServices:
                     results.append({"invoice_platform_id": cancellation["invoice_platform_id"], "id": None,
                                     "outcome": outcome})
                 return jsonify(**counts, results=results)
+
+        @app.post("/internal/invoices/listing-complete")
+        def listing_complete():
+            body = request.get_json()
+            with self.lock:
+                connection, missing = connection_or_404(body["connection"])
+                if missing:
+                    return missing
+                self.calls.append(("listing-complete", connection.id))
+                problem = self._lease_problem(connection, body["fence"])
+                if problem:
+                    return problem
+                unlisted = [key for key, stored in self.invoices.items()
+                            if key[:2] == (connection.client, connection.provider) and not stored["cancelled"]
+                            and self.listed.get(key) != body["listing"]]
+                for key in unlisted:
+                    self.invoices[key]["cancelled"] = True
+                return jsonify(cancelled=len(unlisted))
 
         @app.post("/internal/invoices/reconcile")
         def reconcile():

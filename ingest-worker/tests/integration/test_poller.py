@@ -106,7 +106,7 @@ def test_a_poll_ingests_every_page_with_heartbeats_and_checkpoints_in_order(sim,
         "claim",
         "heartbeat", "batch", "heartbeat+checkpoint",
         "heartbeat", "batch", "heartbeat+checkpoint",
-        "heartbeat", "batch",
+        "heartbeat", "batch", "listing-complete",  # a first poll is a full listing
         "poll-result:success",
     ]
     assert sim.stats(account)["list_requests"] == 3  # one heartbeat before each provider call

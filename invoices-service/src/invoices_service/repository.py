@@ -40,7 +40,7 @@ from pymongo import ASCENDING, IndexModel, InsertOne, ReturnDocument, UpdateMany
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from .domain import LINKED, PUBLIC_PROJECTION, UNMATCHED, Contractor, Ticket
+from .domain import CANCELLED, LINKED, PUBLIC_PROJECTION, UNMATCHED, Contractor, Ticket
 
 DUPLICATE_KEY = 11000
 # Automatic invoices waiting for a ticket: the partial index's filter and its queries' base.
@@ -64,7 +64,7 @@ INDEXES = [
 INGEST_PROJECTION = {
     "invoice_platform_id": 1, "provider": 1, "rev": 1, "content_hash": 1, "connection": 1, "supplier_id": 1,
     "ticket_id": 1, "state": 1, "manual_link": 1, "deleted": 1, "number": 1, "issue_date": 1, "due_date": 1,
-    "currency": 1, "amounts": 1, "supplier.name": 1, "supplier.siret": 1,
+    "currency": 1, "amounts": 1, "supplier.name": 1, "supplier.siret": 1, "listing": 1,
 }
 
 
@@ -118,6 +118,7 @@ class InvoiceRepository:
     def __init__(self, db: Database):
         self.invoices = db["invoices"]
         self.reconcile_state = db["reconcile_state"]
+        self.listings = db["listings"]
 
     def ensure_indexes(self) -> None:
         ensure_indexes(self.invoices, INDEXES)
@@ -145,6 +146,33 @@ class InvoiceRepository:
                 raise
             duplicates = {error["index"] for error in errors}
         return BulkOutcome(duplicate_indexes=duplicates, matched=result.get("nMatched", 0))
+
+    # --- full listings ---------------------------------------------------------------------------
+
+    def start_listing(self, connection: object, listing: str, now: dt.datetime) -> None:
+        """Remember when a connection's full listing was first seen (its first batch)."""
+        self.listings.update_one({"_id": f"{connection}:{listing}"},
+                                 {"$setOnInsert": {"connection": connection, "started_at": now}}, upsert=True)
+
+    def listing_started_at(self, connection: object, listing: str) -> dt.datetime | None:
+        found = self.listings.find_one({"_id": f"{connection}:{listing}"}, {"started_at": 1})
+        return found["started_at"] if found else None
+
+    def cancel_unlisted(self, client: ObjectId, provider: str, listing: str, started_at: dt.datetime,
+                        now: dt.datetime, rev: str) -> int:
+        """Cancel (for good) the invoices of (client, provider) that `listing` did not list, among those
+        stored before it started (one written since may postdate the listing's pass); one bulk write."""
+        unlisted = {"client": client, "provider": provider, "deleted": {"$ne": True}, "listing": {"$ne": listing},
+                    "created_at": {"$lt": started_at}}
+        gone = {"deleted": True, "cancelled_at": now, "rev": rev}
+        newly = {**gone, "state": CANCELLED, "updated_at": now}
+        result = self.invoices.bulk_write([
+            UpdateMany({**unlisted, "state": {"$ne": CANCELLED}, "manual_link": {"$ne": True}},
+                       {"$set": {**newly, "ticket_id": None}}),
+            UpdateMany({**unlisted, "state": {"$ne": CANCELLED}, "manual_link": True}, {"$set": newly}),
+            UpdateMany({**unlisted, "state": CANCELLED}, {"$set": gone}),
+        ], ordered=False)
+        return result.modified_count
 
     def revisions(self, ids: list[ObjectId]) -> dict[ObjectId, str]:
         cursor = self.invoices.find({"_id": {"$in": ids}}, {"rev": 1}, batch_size=len(ids) + 1)

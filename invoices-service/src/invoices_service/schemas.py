@@ -135,6 +135,18 @@ class BatchSchema(StrictSchema):
                            metadata={"description": "Canonical invoices (docs/internal-api.md)."})
     cancellations = fields.List(fields.Nested(CancellationSchema), load_default=list,
                                 validate=validate.Length(max=MAX_BATCH))
+    listing = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=100),
+                            metadata={"description": "The full listing this batch belongs to, if any (its id)."})
+
+
+class ListingCompleteSchema(StrictSchema):
+    connection = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{24}$"))
+    fence = fields.Integer(required=True, strict=True)
+    listing = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class ListingCompleteResultSchema(ma.Schema):
+    cancelled = fields.Integer(metadata={"description": "Invoices the listing did not list, now cancelled."})
 
 
 BATCH_EXAMPLE = {"connection": "64b2e4d19ab7e72a4fb4ac20", "fence": 12, "invoices": [CANONICAL_EXAMPLE],

@@ -120,10 +120,14 @@ class InvoiceService:
     # --- ingestion --------------------------------------------------------------------------
 
     def ingest(self, connection_id: str, fence: int | None, canonical_invoices: list[dict],
-               cancellations: list[dict]) -> dict:
-        """Store a batch whose invoices the shared contract (`bobdesk_shared.canonical`) checked."""
+               cancellations: list[dict], listing: str | None = None) -> dict:
+        """Store a batch whose invoices the shared contract (`bobdesk_shared.canonical`) checked.
+
+        A batch of a full listing names it: its invoices are marked as listed by it."""
         invoices = [stored_canonical(invoice) for invoice in canonical_invoices]
         grant = self.authorizer.authorize(connection_id, fence)
+        if listing is not None:
+            self.invoices.start_listing(grant.connection, listing, self.clock())
         latest = {invoice.invoice_platform_id: invoice for invoice in invoices}
         cancel_at = {entry["invoice_platform_id"]: entry["at"] for entry in cancellations}
         keys = list(dict.fromkeys([*latest, *cancel_at]))
@@ -142,7 +146,7 @@ class InvoiceService:
             now = self.clock()
             existing = self.invoices.find_for_ingest(grant.client, grant.provider, pending)
             plans = [self._plan(key, latest.get(key), cancel_at.get(key), existing.get(key), grant, contractors,
-                                tickets, now) for key in pending]
+                                tickets, now, listing) for key in pending]
             writes = [plan for plan in plans if plan.operation is not None]
             losers = self._write(writes) if writes else set()
             done.update((plan.key, plan) for plan in plans if plan.key not in losers)
@@ -161,7 +165,8 @@ class InvoiceService:
         return summary
 
     def _plan(self, key: str, invoice: CanonicalInvoice | None, cancel_at: dt.datetime | None,
-              existing: dict | None, grant: IngestGrant, contractors, tickets, now: dt.datetime) -> _Plan:
+              existing: dict | None, grant: IngestGrant, contractors, tickets, now: dt.datetime,
+              listing: str | None = None) -> _Plan:
         rev = str(ObjectId())
         if invoice is None:
             return self._plan_cancellation(key, cancel_at, existing, rev, now)
@@ -177,13 +182,19 @@ class InvoiceService:
                    "ticket_id": ticket_id, "state": state, "deleted": deleted}
         if cancel_at is not None and not already_deleted:
             derived["cancelled_at"] = cancel_at
+        if listing is not None:
+            derived["listing"] = listing
         if existing is None:
             invoice_id = mint_id(now)
             document = {"_id": invoice_id, "client": grant.client, "provider": grant.provider, **invoice.content,
                         **derived, "manual_link": False, "rev": rev, "created_at": now, "updated_at": now}
             return _Plan(key, "created", invoice_id, InsertOne(document), rev, insert=True)
         if all(existing.get(name) == derived[name] for name in DERIVED_FIELDS):
-            return _Plan(key, "unchanged", existing["_id"])
+            if listing is None or existing.get("listing") == listing:
+                return _Plan(key, "unchanged", existing["_id"])
+            # Unchanged, but listed again: only the mark moves (same rev: nothing a reader sees changed).
+            mark = guarded_update(existing["_id"], existing.get("rev"), {"listing": listing})
+            return _Plan(key, "unchanged", existing["_id"], mark, existing.get("rev"))
         changes = {**invoice.content, **derived, "rev": rev}
         if visible_changes(existing, changes):
             changes["updated_at"] = now
@@ -205,6 +216,16 @@ class InvoiceService:
             changes["updated_at"] = now
         operation = guarded_update(existing["_id"], existing.get("rev"), changes)
         return _Plan(key, "cancelled", existing["_id"], operation, rev)
+
+    def complete_listing(self, connection_id: str, fence: int, listing: str) -> dict:
+        """A full listing ended: cancel the connection's invoices it did not list."""
+        grant = self.authorizer.authorize(connection_id, fence)
+        started_at = self.invoices.listing_started_at(grant.connection, listing)
+        if started_at is None:
+            raise Conflict("No batch of this listing was stored.", code="unknown_listing")
+        cancelled = self.invoices.cancel_unlisted(grant.client, grant.provider, listing, started_at, self.clock(),
+                                                  str(ObjectId()))
+        return {"cancelled": cancelled}
 
     def _write(self, writes: list[_Plan]) -> set[str]:
         """Apply every write in one command; the keys of the writes that lost a race."""

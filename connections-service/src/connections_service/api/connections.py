@@ -102,10 +102,15 @@ class ConnectionSync(MethodView):
     @_documented
     @error(blp, 404, NOT_FOUND)
     @error(blp, 409, "The connection is inactive (`connection_inactive`).")
+    @error(blp, 400, "The body is not `{\"full\": <boolean>}`.")
     @blp.doc(security=USER_SECURITY)
+    @blp.arguments(schemas.SyncRequestSchema, required=False)
     @blp.response(202, schemas.SyncStatusSchema)
-    def post(self, connection_id):
-        """Poll now
+    def post(self, body, connection_id):
+        """Poll now, or resync in full
 
-        Makes the connection due at once (after the current poll, if one is running)."""
-        return connection_service().poll_now(g.principal.client, connection_id)
+        Without a body: makes the connection due at once (after the current poll, if one is running).
+        With `{"full": true}`: the next poll starts from no checkpoint, lists everything the provider
+        holds and cancels the invoices it no longer has; `resync` in the sync status shows it until it
+        is done (then `lastResync`), with its counts."""
+        return connection_service().poll_now(g.principal.client, connection_id, full=body.get("full", False))

@@ -2,7 +2,9 @@
 
 For each page of changes since the stored checkpoint:
   heartbeat (lease renewed, current key) -> provider call -> map and validate
-  -> store the page as one batch -> heartbeat with the page's checkpoint.
+  -> store the page as one batch (its invoices and what the provider no longer has)
+  -> when the page ends a full listing, cancel what that listing did not list
+  -> heartbeat with the page's checkpoint.
 The checkpoint moves only after its batch is stored, so a kill at any instant
 replays at most one page, and ingestion is idempotent. A 404/409 from either
 service (deactivated, deleted, lease taken) stops the poll at once, with no
@@ -18,10 +20,11 @@ import threading
 import time
 
 from bobdesk_shared.logs import register_secret
+from bobdesk_shared.timeutil import iso_ms, utcnow
 
 from ..ingestion import map_documents
 from ..metrics import PAGES_FETCHED, POLL_DURATION, POLLS, count_outcomes
-from ..providers.base import Aborted, ProviderAdapter, ProviderError
+from ..providers.base import Aborted, ChangesPage, ProviderAdapter, ProviderError
 from ..upstream import ConnectionsApi, InvalidBatch, InvoicesApi, Refused, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -33,6 +36,7 @@ class PollStats:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    cancelled: int = 0
     rejected: int = 0
 
     def as_dict(self) -> dict:
@@ -87,16 +91,7 @@ class Poll:
                 raise _Internal(f"no adapter for provider {provider!r}")
             guard = LeaseGuard(self.connections, connection, self.lease_seconds, self.stop)
             for page in adapter.list_changes(guard, checkpoint, self.page_size):
-                stats.pages += 1
-                PAGES_FETCHED.labels(provider).inc()
-                invoices, rejected = map_documents(adapter, page.documents, connection_id=connection["id"],
-                                                   source="poll")
-                stats.rejected += rejected
-                if invoices:
-                    result = self.invoices.store_batch(connection["id"], connection["fence"], invoices)
-                    for name in ("created", "updated", "unchanged"):
-                        setattr(stats, name, getattr(stats, name) + result[name])
-                    count_outcomes(provider, "poll", result)
+                self._store_page(adapter, connection, page, stats)
                 if not page.last:
                     guard.store_checkpoint(page.checkpoint)
                 checkpoint = page.checkpoint
@@ -130,6 +125,27 @@ class Poll:
         if outcome == "success":
             self._reconcile(connection, context)
         return outcome
+
+    def _store_page(self, adapter: ProviderAdapter, connection: dict, page: ChangesPage, stats: PollStats) -> None:
+        """Store one page: its invoices, its cancellations (what the provider no longer has), and, when it
+        ends a full listing, the cancellation of what that listing did not list."""
+        stats.pages += 1
+        PAGES_FETCHED.labels(adapter.key).inc()
+        invoices, rejected = map_documents(adapter, page.documents, connection_id=connection["id"], source="poll")
+        stats.rejected += rejected
+        at = iso_ms(utcnow())
+        cancellations = [{"invoice_platform_id": identifier, "at": at} for identifier in page.gone]
+        # A listing's first page is stored even empty: invoices-service learns when the listing began.
+        if invoices or cancellations or page.listing:
+            result = self.invoices.store_batch(connection["id"], connection["fence"], invoices, cancellations,
+                                               listing=page.listing)
+            for name in ("created", "updated", "unchanged", "cancelled"):
+                setattr(stats, name, getattr(stats, name) + result[name])
+            count_outcomes(adapter.key, "poll", result)
+        if page.listing_complete:
+            unlisted = self.invoices.complete_listing(connection["id"], connection["fence"], page.listing)
+            stats.cancelled += unlisted
+            count_outcomes(adapter.key, "poll", {"cancelled": unlisted})
 
     def _report_failure(self, connection, context, kind, message, retry_after, stats, checkpoint) -> None:
         try:

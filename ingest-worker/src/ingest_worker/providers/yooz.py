@@ -226,6 +226,11 @@ class YoozAdapter(WebhookAdapter):
 
     def list_changes(self, call: CallContext, checkpoint: dict | None, page_size: int) -> Iterator[ChangesPage]:
         high_water, cursor = self._read_checkpoint(checkpoint)
+        # From the beginning, the listing is a full one (named by its start), resumed under the same name.
+        listing = checkpoint.get("listing") if isinstance(checkpoint, dict) else None
+        listing = listing if isinstance(listing, str) and listing else None
+        if high_water is None and listing is None:
+            listing = _iso_us(dt.datetime.now(dt.UTC))
         while True:
             params = {"updated_since": _iso_us(high_water) if high_water else EPOCH, "limit": page_size}
             if cursor:
@@ -249,8 +254,10 @@ class YoozAdapter(WebhookAdapter):
                     updated = min(updated, ceiling)
                     if high_water is None or updated > high_water:
                         high_water = updated
-            checkpoint = {"updated_since": _iso_us(high_water) if high_water else None, "cursor": next_cursor}
-            yield ChangesPage(documents=documents, checkpoint=checkpoint, last=next_cursor is None)
+            checkpoint = {"updated_since": _iso_us(high_water) if high_water else None, "cursor": next_cursor,
+                          **({"listing": listing} if listing and next_cursor else {})}
+            yield ChangesPage(documents=documents, checkpoint=checkpoint, last=next_cursor is None, listing=listing,
+                              listing_complete=bool(listing) and next_cursor is None)
             if next_cursor is None:
                 return
             cursor = next_cursor

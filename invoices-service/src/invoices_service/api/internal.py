@@ -7,7 +7,15 @@ from bobdesk_shared.auth import BEARER_SECURITY, INGEST_WORKER, authenticate_ser
 from bobdesk_shared.web import Blueprint
 from flask.views import MethodView
 
-from ..schemas import BATCH_EXAMPLE, BatchResultSchema, BatchSchema, ReconcileResultSchema, ReconcileSchema
+from ..schemas import (
+    BATCH_EXAMPLE,
+    BatchResultSchema,
+    BatchSchema,
+    ListingCompleteResultSchema,
+    ListingCompleteSchema,
+    ReconcileResultSchema,
+    ReconcileSchema,
+)
 from . import service
 
 blp = Blueprint("internal_invoices", __name__, url_prefix="/internal/invoices",
@@ -26,7 +34,19 @@ class Batch(MethodView):
     @blp.response(200, BatchResultSchema)
     def post(self, body):
         """Store a batch of canonical invoices of one connection (idempotent), after authorize-ingest."""
-        return service().ingest(body["connection"], body["fence"], body["invoices"], body["cancellations"])
+        return service().ingest(body["connection"], body["fence"], body["invoices"], body["cancellations"],
+                                body["listing"])
+
+
+@blp.route("/listing-complete")
+class ListingComplete(MethodView):
+    @blp.doc(security=BEARER_SECURITY)
+    @blp.arguments(ListingCompleteSchema)
+    @blp.response(200, ListingCompleteResultSchema)
+    @blp.alt_response(409, description="lease_lost, connection_inactive, or unknown_listing (no batch of it stored)")
+    def post(self, body):
+        """A poll's full listing is done: cancel the connection's invoices it did not list."""
+        return service().complete_listing(body["connection"], body["fence"], body["listing"])
 
 
 @blp.route("/reconcile")

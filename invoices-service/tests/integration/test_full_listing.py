@@ -1,0 +1,46 @@
+"""A full listing's batches mark what they list; completing it cancels the connection's invoices it missed."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+
+
+def states(invoices_db, client):
+    return {d["invoice_platform_id"]: (d["state"], d.get("deleted", False))
+            for d in invoices_db.invoices.find({"client": client})}
+
+
+def test_completing_a_listing_cancels_only_what_it_did_not_list(api, authorizer, make_invoice, invoices_db):
+    client = ObjectId()
+    api.ingest(client, [make_invoice("A"), make_invoice("B"), make_invoice("C")])
+    api.ingest(client, [make_invoice("P-1")], provider="pennylane")  # another provider: not this listing's
+    connection = authorizer.connection_for(client)
+    before = invoices_db.invoices.find_one({"invoice_platform_id": "A"})
+    listed = api.batch(connection, [make_invoice("A"), make_invoice("C")], listing="L1").get_json()
+    assert (listed["unchanged"], listed["created"]) == (2, 0)  # listed again: nothing a reader sees moved
+    after = invoices_db.invoices.find_one({"invoice_platform_id": "A"})
+    assert (after["updated_at"], after["rev"], after["listing"]) == (before["updated_at"], before["rev"], "L1")
+    answer = api.complete_listing(connection, "L1")
+    assert answer.status_code == 200 and answer.get_json() == {"cancelled": 1}
+    assert states(invoices_db, client) == {"A": ("ticket_unmatched", False), "B": ("cancelled", True),
+                                           "C": ("ticket_unmatched", False), "P-1": ("ticket_unmatched", False)}
+    assert api.complete_listing(connection, "L1").get_json() == {"cancelled": 0}  # idempotent
+
+
+def test_an_empty_listing_cancels_everything_and_a_new_invoice_during_it_survives(api, authorizer, make_invoice,
+                                                                                 invoices_db):
+    client = ObjectId()
+    api.ingest(client, [make_invoice("A")])
+    connection = authorizer.connection_for(client)
+    assert api.batch(connection, [], listing="L2").status_code == 200  # the provider holds nothing
+    api.ingest(client, [make_invoice("LATE")])  # stored after the listing started (a webhook)
+    assert api.complete_listing(connection, "L2").get_json() == {"cancelled": 1}
+    assert states(invoices_db, client) == {"A": ("cancelled", True), "LATE": ("ticket_unmatched", False)}
+
+
+def test_a_listing_never_started_is_409_and_a_bad_body_400(api, authorizer):
+    connection = authorizer.connection_for(ObjectId())
+    refused = api.complete_listing(connection, "never")
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "unknown_listing"
+    assert api.complete_listing(connection, "").status_code == 400
+    assert api.batch(connection, [], listing=7).status_code == 400
