@@ -101,7 +101,11 @@ def test_pages_are_listed_with_the_key_and_a_checkpoint_each(server, adapter):
     call = RecordingCall()
     pages = list(adapter.list_changes(call, None, 2))
     assert [[d["id"] for d in p.documents] for p in pages] == [["A", "B"], ["C"]]
-    assert pages[0].checkpoint == {"updated_since": "2024-01-02T00:00:00.000000Z", "cursor": "c1"}
+    # From no checkpoint the listing is a full one: named while it runs, complete on its last page.
+    listing = pages[0].listing
+    assert listing and [p.listing for p in pages] == [listing, listing]
+    assert [p.listing_complete for p in pages] == [False, True]
+    assert pages[0].checkpoint == {"updated_since": "2024-01-02T00:00:00.000000Z", "cursor": "c1", "listing": listing}
     assert pages[1].checkpoint == {"updated_since": "2024-01-03T00:00:00.250000Z", "cursor": None}
     assert [p.last for p in pages] == [False, True]
     first, second = server.requests
@@ -115,6 +119,7 @@ def test_listing_resumes_from_a_stored_checkpoint(server, adapter):
     server.reply(body={"items": [], "next_cursor": None})
     pages = list(adapter.list_changes(RecordingCall(), {"updated_since": "2024-05-01T00:00:00.000Z",
                                                         "cursor": "c9"}, 100))
+    assert pages[0].listing is None  # an incremental listing cancels nothing
     assert server.requests[0]["args"] == {"updated_since": "2024-05-01T00:00:00.000000Z", "cursor": "c9",
                                           "limit": "100"}
     assert pages[0].checkpoint == {"updated_since": "2024-05-01T00:00:00.000000Z", "cursor": None}

@@ -40,6 +40,8 @@ class Batch(MethodView):
 
 @blp.route("/listing-complete")
 class ListingComplete(MethodView):
+    callers = (INGEST_WORKER,)
+
     @blp.doc(security=BEARER_SECURITY)
     @blp.arguments(ListingCompleteSchema)
     @blp.response(200, ListingCompleteResultSchema)
