@@ -144,10 +144,10 @@ def test_the_canonical_gate_refuses_extra_or_missing_keys(adapter, yooz_document
 
 
 def test_nan_and_infinity_in_a_payload_are_rejected_not_crashing(adapter, yooz_document):
-    from ingest_worker.providers.yooz import _json
+    from ingest_worker.providers.http import json_answer
 
     body = json.dumps(yooz_document()).replace('"200.00"', "NaN").encode()
-    document = _json(body)
+    document = json_answer(body)
     with pytest.raises(InvalidInvoice):
         adapter.to_canonical(document)
     assert canonical.plain_json(document)["total_tax"] == "NaN"

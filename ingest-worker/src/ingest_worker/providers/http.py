@@ -16,9 +16,11 @@ the same key, so a steady sync stays under the limit instead of meeting 429s.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import random
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Protocol, TypeVar
 
 import requests
@@ -71,6 +73,17 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         return Retry().parse_retry_after(value)
     except InvalidHeader:
         return None
+
+
+def json_answer(body: bytes) -> object:
+    """A provider's JSON answer; anything else is a malformed answer, transient like a 5xx.
+
+    Every number with a fraction (and NaN or Infinity) is a `Decimal`: amounts never pass through
+    a float, and a NaN stays in its document, which the mapping then refuses alone."""
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise Transient("malformed", "the answer is not JSON") from None
 
 
 Interpret = Callable[[int, bytes, Mapping[str, str]], T]

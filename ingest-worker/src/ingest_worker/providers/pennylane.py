@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from decimal import Decimal
 
 from bobdesk_shared.config import read_int, read_str
 from bobdesk_shared.timeutil import parse_iso
@@ -33,7 +32,7 @@ from bobdesk_shared.timeutil import parse_iso
 from .. import canonical
 from ..canonical import InvalidInvoice
 from .base import GONE, BadCredentials, CallContext, ChangesPage, InvoiceGone, ProviderAdapter, ProviderError
-from .http import ProviderHttp, RetryPolicy, Transient, retry_after_seconds
+from .http import ProviderHttp, RetryPolicy, Transient, json_answer, retry_after_seconds
 from .pacing import HeaderPacing
 
 log = logging.getLogger(__name__)
@@ -59,14 +58,6 @@ class _CursorRefused(Exception):
     """A 400 to a request carrying a stored cursor (expired or foreign)."""
 
 
-def _json(body: bytes) -> object:
-    # Decimal for every JSON number with a fraction: amounts never pass through a float.
-    try:
-        return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise Transient("malformed", "the answer is not JSON") from None
-
-
 def _common_errors(status: int, headers: Mapping[str, str]) -> None:
     if status == 401:
         raise BadCredentials("Pennylane refused the API token (401)")
@@ -84,7 +75,7 @@ def _interpret_list(status: int, body: bytes, headers: Mapping[str, str]) -> tup
         raise _CursorRefused()
     if status != 200:
         raise ProviderError(f"Pennylane answered HTTP {status} to a listing")
-    page = _json(body)
+    page = json_answer(body)
     if not isinstance(page, dict) or not isinstance(page.get("items"), list) \
             or not isinstance(page.get("has_more"), bool):
         raise Transient("malformed", "the list has no 'items' list or no 'has_more' boolean")
@@ -100,7 +91,7 @@ def _interpret_one(status: int, body: bytes, headers: Mapping[str, str]) -> dict
         return GONE
     if status != 200:
         raise ProviderError(f"Pennylane answered HTTP {status} to a fetch")
-    document = _json(body)
+    document = json_answer(body)
     if not isinstance(document, dict):
         raise Transient("malformed", "the answer is not a JSON object")
     return document

@@ -24,11 +24,9 @@ import datetime as dt
 import email.utils
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from urllib.parse import quote
 
 import marshmallow as ma
@@ -51,7 +49,7 @@ from .base import (
     WebhookAdapter,
     WebhookEvent,
 )
-from .http import ProviderHttp, RetryPolicy, Transient
+from .http import ProviderHttp, RetryPolicy, Transient, json_answer
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +68,6 @@ _MAX_SIGNATURES = 8
 
 class _CursorRefused(Exception):
     """Yooz answered 400 to a request carrying a cursor (expired or foreign)."""
-
-
-def _json(body: bytes) -> object:
-    # Decimal for every JSON number with a fraction (and NaN/Infinity): amounts never pass through a float.
-    try:
-        return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
-    except (ValueError, UnicodeDecodeError):
-        raise Transient("malformed", "the answer is not JSON") from None
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -110,7 +100,7 @@ def _interpret_page(status: int, body: bytes, headers: Mapping[str, str]) -> tup
         raise _CursorRefused()
     if status != 200:
         raise ProviderError(f"Yooz answered HTTP {status} to a listing")
-    page = _json(body)
+    page = json_answer(body)
     if not isinstance(page, dict) or not isinstance(page.get("items"), list):
         raise Transient("malformed", "the listing has no 'items' list")
     next_cursor = page.get("next_cursor")
@@ -125,7 +115,7 @@ def _interpret_invoice(status: int, body: bytes, headers: Mapping[str, str]) -> 
         return GONE
     if status != 200:
         raise ProviderError(f"Yooz answered HTTP {status} to an invoice fetch")
-    document = _json(body)
+    document = json_answer(body)
     if not isinstance(document, dict):
         raise Transient("malformed", "the invoice is not a JSON object")
     return document

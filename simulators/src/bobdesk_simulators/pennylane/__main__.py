@@ -12,13 +12,11 @@ import dataclasses
 import datetime as dt
 import logging
 import os
-import signal
-import threading
 
 from bobdesk_shared.config import read_int, read_str
 from bobdesk_shared.logs import configure_logging
-from werkzeug.serving import make_server
 
+from ..serving import serve
 from .app import build_app
 from .state import RateLimit, Store
 
@@ -59,17 +57,7 @@ def main() -> None:
     store = Store(seed=settings.seed, rate_limit=settings.rate_limit, retention=settings.retention)
     if settings.demo:
         store.load_demo()
-    server = make_server(settings.host, settings.port, build_app(store, settings), threaded=True)
-    # shutdown() waits for serve_forever, so it must run on another thread than the handler's.
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    log.info("Pennylane simulator listening", extra={"url": f"http://{settings.host}:{server.server_port}",
-                                                     "demo_account": settings.demo})
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve(build_app(store, settings), settings.host, settings.port, log, demo_account=settings.demo)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ from bobdesk_shared.web import Blueprint
 from flask import current_app, jsonify
 from flask.views import MethodView
 
+from .. import faults
 from . import state
-from .state import ENDPOINTS, Faults, RateLimit, Store
+from .state import ENDPOINTS, RateLimit, Store
 
 admin = Blueprint("admin", __name__, url_prefix="/_admin", description="Drive the simulator (tests, demo).")
 
@@ -49,17 +50,6 @@ class AccountUpdateSchema(StrictSchema):
     api_key = ma.fields.String(validate=ma.validate.Length(min=8, max=200))
     rate_limit = ma.fields.Nested(RateLimitSchema)
     changelog_retention_seconds = JsonInteger(validate=ma.validate.Range(min=0, max=366 * 86400))
-
-
-class FaultsSchema(StrictSchema):
-    throttle_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
-    retry_after = JsonInteger(load_default=1, validate=ma.validate.Range(0, 3600))
-    error_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
-    slow_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
-    slow_seconds = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 120))
-    malformed_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
-    endpoints = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(ENDPOINTS)),
-                               load_default=list(ENDPOINTS), validate=ma.validate.Length(min=1))
 
 
 class InvoiceCreateSchema(StrictSchema):
@@ -122,29 +112,7 @@ class OneAccount(MethodView):
             return jsonify(account.summary())
 
 
-@admin.route("/accounts/<account_id>/faults")
-class AccountFaults(MethodView):
-    @admin.arguments(FaultsSchema)
-    def put(self, body, account_id):
-        account = _account_or_404(account_id)
-        with _store().lock:
-            account.faults = Faults(**{**body, "endpoints": tuple(body["endpoints"])})
-            return jsonify(account.faults.as_dict())
-
-
-@admin.route("/accounts/<account_id>/stats")
-class AccountStats(MethodView):
-    def get(self, account_id):
-        account = _account_or_404(account_id)
-        with _store().lock:
-            return jsonify(account.stats.as_dict())
-
-    def delete(self, account_id):
-        account = _account_or_404(account_id)
-        with _store().lock:
-            in_flight = account.stats.in_flight
-            account.stats = state.Stats(in_flight=in_flight, max_concurrent=in_flight)
-        return "", 204
+faults.add_admin_routes(admin, ENDPOINTS, _account_or_404, lambda: _store().lock, state.Stats)
 
 
 @admin.route("/accounts/<account_id>/invoices")

@@ -15,18 +15,18 @@ malformed answers. The admin API that drives it is `admin.py`.
 from __future__ import annotations
 
 import json
-import time
 from functools import wraps
 
 from bobdesk_shared.errors import ApiError, BadRequest, NotFound, Unauthorized
 from bobdesk_shared.timeutil import parse_iso
 from bobdesk_shared.web import Blueprint, create_app
-from flask import Response, after_this_request, current_app, g, jsonify, request
+from flask import Response, after_this_request, current_app, g, request
 from flask.views import MethodView
 
+from .. import faults
 from . import state
 from .admin import admin
-from .state import Faults, Store
+from .state import Store
 
 API_PREFIX = "/api/external/v2"
 MAX_FILTER_IDS = 100
@@ -60,24 +60,15 @@ def pennylane_endpoint(endpoint: str):
                 raise Unauthorized("Invalid API token.", code="invalid_token")
             decision = store.take(account)
             after_this_request(lambda response: _with_headers(response, decision.headers()))
-            with store.lock:
-                stats = account.stats
-                stats.requests += 1
-                setattr(stats, f"{endpoint}_requests", getattr(stats, f"{endpoint}_requests") + 1)
-                stats.last_request_at = state.rfc3339(store.now())
-                if not decision.allowed:
-                    stats.rate_limited += 1
-                    return _too_many(decision.retry_after)
-                stats.in_flight += 1
-                stats.max_concurrent = max(stats.max_concurrent, stats.in_flight)
-                faults = account.faults if endpoint in account.faults.endpoints else Faults()
-                draws = [store.rng.random() for _ in range(4)]
-            try:
-                g.account = account
-                return _with_faults(account, faults, draws, endpoint, lambda: view(*args, **kwargs))
-            finally:
+            faults.count_request(store.lock, account.stats, endpoint, state.rfc3339(store.now()))
+            if not decision.allowed:
                 with store.lock:
-                    account.stats.in_flight -= 1
+                    account.stats.rate_limited += 1
+                return faults.throttled(decision.retry_after)
+            g.account = account
+            with faults.in_flight(store.lock, account):
+                return faults.with_faults(store.lock, store.rng, account, endpoint, lambda: view(*args, **kwargs),
+                                          _MALFORMED_ONES if endpoint in ("get", "supplier") else _MALFORMED_LISTS)
 
         return wrapper
 
@@ -86,37 +77,6 @@ def pennylane_endpoint(endpoint: str):
 
 def _with_headers(response: Response, headers: dict) -> Response:
     response.headers.update(headers)
-    return response
-
-
-def _too_many(retry_after: int) -> Response:
-    response = jsonify(error={"code": "rate_limited", "message": "Too many requests."})
-    response.status_code = 429
-    response.headers["retry-after"] = str(retry_after)
-    return response
-
-
-def _with_faults(account, faults: Faults, draws: list[float], endpoint: str, serve):
-    store = _store()
-    if draws[0] < faults.slow_rate:
-        with store.lock:
-            account.stats.slowed += 1
-        time.sleep(faults.slow_seconds)
-    if draws[1] < faults.throttle_rate:
-        with store.lock:
-            account.stats.throttled += 1
-        return _too_many(faults.retry_after)
-    if draws[2] < faults.error_rate:
-        with store.lock:
-            account.stats.errors += 1
-            status = store.rng.choice((500, 502, 503))
-        return Response(b'{"error": "internal"}' if status == 500 else b"<html>Bad gateway</html>", status=status)
-    response = serve()
-    if draws[3] < faults.malformed_rate:
-        with store.lock:
-            account.stats.malformed += 1
-            body = store.rng.choice(_MALFORMED_ONES if endpoint in ("get", "supplier") else _MALFORMED_LISTS)
-        return Response(body, status=200, content_type="application/json")
     return response
 
 

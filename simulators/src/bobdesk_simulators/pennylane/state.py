@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..faults import Faults
 from .demo_data import (
     DEMO_ACCOUNT,
     DEMO_API_KEY,
@@ -50,22 +51,6 @@ class Conflict(ValueError):
 
 class Expired(ValueError):
     """A changelog read starting before the oldest change kept."""
-
-
-@dataclasses.dataclass
-class Faults:
-    """Rates are probabilities per request of the Pennylane API (not the admin API)."""
-
-    throttle_rate: float = 0.0
-    retry_after: int = 1
-    error_rate: float = 0.0
-    slow_rate: float = 0.0
-    slow_seconds: float = 0.0
-    malformed_rate: float = 0.0
-    endpoints: tuple[str, ...] = ENDPOINTS
-
-    def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "endpoints": list(self.endpoints)}
 
 
 @dataclasses.dataclass

@@ -21,9 +21,10 @@ from bobdesk_shared.web import Blueprint, create_app
 from flask import Response, current_app, g, jsonify, request
 from flask.views import MethodView
 
+from .. import faults
 from . import state, webhooks
 from .demo_data import iso_z
-from .state import ENDPOINTS, Faults, Store
+from .state import ENDPOINTS, Store
 
 yooz = Blueprint("yooz", __name__, description="The Yooz API as CONTRACTS section 5 pins it.")
 admin = Blueprint("admin", __name__, url_prefix="/_admin", description="Drive the simulator (tests, demo).")
@@ -57,52 +58,15 @@ def yooz_endpoint(endpoint: str):
             account = store.by_api_key(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
             if account is None:
                 raise Unauthorized("Invalid API key.", code="invalid_api_key")
-            with store.lock:
-                stats = account.stats
-                stats.requests += 1
-                setattr(stats, f"{endpoint}_requests", getattr(stats, f"{endpoint}_requests") + 1)
-                stats.in_flight += 1
-                stats.max_concurrent = max(stats.max_concurrent, stats.in_flight)
-                stats.last_request_at = iso_ms(utcnow())
-                faults = account.faults if endpoint in account.faults.endpoints else Faults()
-                draws = [store.rng.random() for _ in range(4)]
-            try:
-                g.account = account
-                return _with_faults(account, faults, draws, endpoint, lambda: view(*args, **kwargs))
-            finally:
-                with store.lock:
-                    account.stats.in_flight -= 1
+            faults.count_request(store.lock, account.stats, endpoint, iso_ms(utcnow()))
+            g.account = account
+            with faults.in_flight(store.lock, account):
+                return faults.with_faults(store.lock, store.rng, account, endpoint, lambda: view(*args, **kwargs),
+                                          _MALFORMED_LISTS if endpoint == "list" else _MALFORMED_ONES)
 
         return wrapper
 
     return decorate
-
-
-def _with_faults(account, faults: Faults, draws: list[float], endpoint: str, serve):
-    store = _store()
-    if draws[0] < faults.slow_rate:
-        with store.lock:
-            account.stats.slowed += 1
-        time.sleep(faults.slow_seconds)
-    if draws[1] < faults.throttle_rate:
-        with store.lock:
-            account.stats.throttled += 1
-        response = jsonify(error={"code": "rate_limited", "message": "Too many requests."})
-        response.status_code = 429
-        response.headers["Retry-After"] = str(faults.retry_after)
-        return response
-    if draws[2] < faults.error_rate:
-        with store.lock:
-            account.stats.errors += 1
-            status = store.rng.choice((500, 502, 503))
-        return Response(b'{"error": "internal"}' if status == 500 else b"<html>Bad gateway</html>", status=status)
-    response = serve()
-    if draws[3] < faults.malformed_rate:
-        with store.lock:
-            account.stats.malformed += 1
-            body = store.rng.choice(_MALFORMED_LISTS if endpoint == "list" else _MALFORMED_ONES)
-        return Response(body, status=200, content_type="application/json")
-    return response
 
 
 @yooz.route("/invoices")
@@ -154,17 +118,6 @@ class AccountUpdateSchema(StrictSchema):
     webhook_secrets = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=8, max=200)),
                                      validate=ma.validate.Length(min=1, max=5))
     webhook_url = ma.fields.URL(require_tld=False, allow_none=True)
-
-
-class FaultsSchema(StrictSchema):
-    throttle_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
-    retry_after = ma.fields.Integer(load_default=1, validate=ma.validate.Range(0, 3600))
-    error_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
-    slow_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
-    slow_seconds = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 120))
-    malformed_rate = ma.fields.Float(load_default=0.0, validate=ma.validate.Range(0, 1))
-    endpoints = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(ENDPOINTS)),
-                               load_default=list(ENDPOINTS), validate=ma.validate.Length(min=1))
 
 
 class InvoiceCreateSchema(StrictSchema):
@@ -245,29 +198,7 @@ class OneAccount(MethodView):
             return jsonify(account.summary())
 
 
-@admin.route("/accounts/<account_id>/faults")
-class AccountFaults(MethodView):
-    @admin.arguments(FaultsSchema)
-    def put(self, body, account_id):
-        account = _account_or_404(account_id)
-        with _store().lock:
-            account.faults = Faults(**{**body, "endpoints": tuple(body["endpoints"])})
-            return jsonify(account.faults.as_dict())
-
-
-@admin.route("/accounts/<account_id>/stats")
-class AccountStats(MethodView):
-    def get(self, account_id):
-        account = _account_or_404(account_id)
-        with _store().lock:
-            return jsonify(account.stats.as_dict())
-
-    def delete(self, account_id):
-        account = _account_or_404(account_id)
-        with _store().lock:
-            in_flight = account.stats.in_flight
-            account.stats = state.Stats(in_flight=in_flight, max_concurrent=in_flight)
-        return "", 204
+faults.add_admin_routes(admin, ENDPOINTS, _account_or_404, lambda: _store().lock, state.Stats)
 
 
 @admin.route("/accounts/<account_id>/invoices")

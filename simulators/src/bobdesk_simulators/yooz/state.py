@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 
+from ..faults import Faults
 from .demo_data import (
     DEMO_ACCOUNT,
     DEMO_API_KEY,
@@ -42,22 +43,6 @@ class NotFound(KeyError):
 
 class Conflict(ValueError):
     pass
-
-
-@dataclasses.dataclass
-class Faults:
-    """Rates are probabilities per request of the Yooz API (not the admin API)."""
-
-    throttle_rate: float = 0.0
-    retry_after: int = 1
-    error_rate: float = 0.0
-    slow_rate: float = 0.0
-    slow_seconds: float = 0.0
-    malformed_rate: float = 0.0
-    endpoints: tuple[str, ...] = ENDPOINTS
-
-    def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "endpoints": list(self.endpoints)}
 
 
 @dataclasses.dataclass
