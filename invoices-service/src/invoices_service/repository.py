@@ -103,9 +103,24 @@ def mint_id(created_at: dt.datetime) -> ObjectId:
     return ObjectId(struct.pack(">I", int(created_at.timestamp())) + ObjectId().binary[4:])
 
 
-def id_floor(at: dt.datetime) -> ObjectId:
-    """The smallest id minted at `at`'s second or later."""
-    return ObjectId.from_datetime(at.replace(microsecond=0))
+# An ObjectId carries 32-bit seconds: no id is minted after 2106-02-07T06:28:15Z.
+_LAST_ID_SECOND = 0xFFFFFFFF
+
+
+def _first_id_of(second: int) -> ObjectId | None:
+    return None if second > _LAST_ID_SECOND else ObjectId(struct.pack(">I", second) + bytes(8))
+
+
+def id_floor(at: dt.datetime) -> ObjectId | None:
+    """The smallest id minted at `at`'s second or later; None when `at` is past the last second
+    an id can carry (no id is that late)."""
+    return _first_id_of(int(at.timestamp()))
+
+
+def id_ceiling(at: dt.datetime) -> ObjectId | None:
+    """The smallest id minted after `at`'s second (every id below it was minted by then); None
+    past the last second an id can carry (every id is below)."""
+    return _first_id_of(int(at.timestamp()) + 1)
 
 
 @dataclasses.dataclass

@@ -34,7 +34,7 @@ from .domain import (
     tickets_fingerprint,
     visible_changes,
 )
-from .repository import InvoiceRepository, PlatformRepository, guarded_update, id_floor, mint_id
+from .repository import InvoiceRepository, PlatformRepository, guarded_update, id_ceiling, id_floor, mint_id
 
 MAX_ATTEMPTS = 5
 # Compared with the stored invoice to tell "unchanged" from "updated" (content_hash covers the
@@ -88,12 +88,13 @@ def list_query(client: ObjectId, filters: ListFilters) -> dict:
     if filters.cursor is not None:
         ids["$gt"] = filters.cursor
     # Ids carry their creation second (repository.mint_id): a created_at range narrows the _id range.
-    if filters.created_after is not None:
-        floor = id_floor(filters.created_after)
-        if filters.cursor is None or floor > filters.cursor:
-            ids = {"$gte": floor}
-    if filters.created_before is not None:
-        ids["$lt"] = id_floor(filters.created_before + dt.timedelta(seconds=1))
+    # Past 2106 no id bound applies: the created_at condition alone decides.
+    floor = id_floor(filters.created_after) if filters.created_after is not None else None
+    if floor is not None and (filters.cursor is None or floor > filters.cursor):
+        ids = {"$gte": floor}
+    ceiling = id_ceiling(filters.created_before) if filters.created_before is not None else None
+    if ceiling is not None:
+        ids["$lt"] = ceiling
     if ids:
         query["_id"] = ids
     return query

@@ -11,6 +11,7 @@ import pytest
 from bobdesk_devtools.testing import CommandCounter, public_token, service_token, user_token
 from bson import ObjectId
 from invoices_service.repository import InvoiceRepository, PlatformRepository, list_hint
+from invoices_service.schemas import MAX_MILLIS
 from invoices_service.services import InvoiceService, ListFilters, list_query
 from pymongo import MongoClient
 
@@ -98,6 +99,22 @@ def test_every_filter(api, dataset):
     # Combined.
     assert listed(api, client, association="unmatched", number="N-1", issued_after=ms(march)) == ["C"]
     assert listed(api, client, association="linked", provider="other") == []
+
+
+LAST_ID_SECOND_MS = 0xFFFFFFFF * 1000  # 2106-02-07T06:28:15Z, the last second an ObjectId carries
+
+
+@pytest.mark.parametrize("millis", [0, 999, LAST_ID_SECOND_MS - 1, LAST_ID_SECOND_MS, LAST_ID_SECOND_MS + 999,
+                                    LAST_ID_SECOND_MS + 1000, 17592186044417, MAX_MILLIS - 1000, MAX_MILLIS])
+def test_created_bounds_anywhere_in_the_accepted_range(api, dataset, millis):
+    """Every millisecond the schema takes is a 200, including dates past the ObjectId's 2106 horizon."""
+    client, _ = dataset
+    everything = ["A", "B", "C", "D", "E", "F"]
+    late = millis > ms(T0 + dt.timedelta(minutes=3))
+    assert listed(api, client, created_before=millis) == (everything if late else [])
+    assert listed(api, client, created_after=millis) == ([] if late else everything)
+    assert listed(api, client, created_after=0, created_before=millis) == (everything if late else [])
+    assert listed(api, client, created_after=millis, created_before=MAX_MILLIS) == ([] if late else everything)
 
 
 def api_siret(api, client):
