@@ -11,7 +11,7 @@ from bobdesk_shared.service_client import ServiceClient
 from bobdesk_shared.web import create_app as create_web_app
 from pymongo.errors import PyMongoError
 
-from .api import internal, jarvis, public
+from .api import internal, jarvis, public, rate_limit
 from .config import SERVICE_NAME, Settings, load_settings
 from .connections import HttpIngestAuthorizer, IngestAuthorizer
 from .repository import InvoiceRepository, PlatformRepository
@@ -48,5 +48,6 @@ def create_app(settings: Settings | None = None, authorizer: IngestAuthorizer | 
         settings, title="Bob! Desk invoices", description=DESCRIPTION, max_body_bytes=MAX_BODY_BYTES,
         blueprints=[public.blp, jarvis.blp, internal.blp], ready_checks={"invoices_db": lambda: ping(mongo)},
     )
+    rate_limit.install(app, public.blp, settings)
     app.extensions["invoice_service"] = service
     return app

@@ -11,7 +11,10 @@ import logging
 from typing import Any
 
 from flask import Flask, jsonify
+from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException
+
+from .mongo import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +61,18 @@ class UnsupportedMediaType(ApiError):
     status, code, message = 415, "unsupported_media_type", "The body must be application/json."
 
 
+RETRY_AFTER_SECONDS = 5  # about the driver's server selection timeout: a retry sooner would wait anyway
+
+
 class ServiceUnavailable(ApiError):
+    """503 with `Retry-After`: the database or another component cannot be reached right now."""
+
     status, code, message = 503, "unavailable", "A dependency is unavailable; retry later."
+
+    def __init__(self, message: str | None = None, *, code: str | None = None, details: Any = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message, code=code, details=details,
+                         headers={"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})})
 
 
 # HTTP status -> code for errors raised by werkzeug/flask-smorest.
@@ -127,7 +140,16 @@ def _from_unexpected(error: Exception):
     return _json(500, "internal_error", "Internal server error.")
 
 
+def _from_database_error(error: PyMongoError):
+    """A database that cannot be reached (down, no primary, timed out) is a 503 on every route."""
+    if not unreachable(error):
+        return _from_unexpected(error)
+    log.warning("database unreachable", extra={"error": type(error).__name__})
+    return _from_api_error(ServiceUnavailable("The database is unavailable; retry later."))
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, _from_api_error)
     app.register_error_handler(HTTPException, _from_http_exception)
+    app.register_error_handler(PyMongoError, _from_database_error)
     app.register_error_handler(Exception, _from_unexpected)

@@ -8,6 +8,10 @@ GUNICORN_TIMEOUT (30), GUNICORN_GRACEFUL_TIMEOUT (25).
 import os
 import tempfile
 
+from bobdesk_shared.server_errors import install_gunicorn_json_errors
+
+install_gunicorn_json_errors()  # 414, 431 and malformed requests answered in the JSON error shape
+
 bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ['PORT']}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))

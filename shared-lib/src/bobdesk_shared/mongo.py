@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from urllib.parse import parse_qs, urlsplit
 
 import pymongo
 from prometheus_client import Counter, Histogram
 from pymongo import IndexModel, MongoClient, monitoring
 from pymongo.collection import Collection
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 log = logging.getLogger(__name__)
@@ -50,9 +51,10 @@ class CommandMetrics(monitoring.CommandListener):
             MONGO_COMMAND_SECONDS.labels(event.command_name).observe(event.duration_micros / 1e6)
 
 
-def connect(uri: str, app_name: str, **overrides) -> MongoClient:
-    options = dict(
-        event_listeners=[CommandMetrics(), *overrides.pop("event_listeners", ())],
+def client_options(uri: str, app_name: str) -> dict:
+    """MongoClient options with bounded timeouts, so a lost database fails fast instead of hanging a
+    request; an option the URI names itself (an operator's `serverSelectionTimeoutMS=...`) wins."""
+    defaults = dict(
         appname=app_name,
         tz_aware=True,
         retryWrites=True,
@@ -63,8 +65,15 @@ def connect(uri: str, app_name: str, **overrides) -> MongoClient:
         w="majority",
         uuidRepresentation="standard",
     )
-    options.update(overrides)
-    return MongoClient(uri, **options)
+    in_uri = {name.lower() for name in parse_qs(urlsplit(uri).query)}
+    options = {name: value for name, value in defaults.items() if name.lower() not in in_uri}
+    return {**options, "event_listeners": [CommandMetrics()]}
+
+
+def connect(uri: str, app_name: str, **overrides) -> MongoClient:
+    options = client_options(uri, app_name)
+    listeners = options["event_listeners"] + list(overrides.pop("event_listeners", ()))
+    return MongoClient(uri, **{**options, **overrides, "event_listeners": listeners})
 
 
 def ensure_indexes(collection: Collection, indexes: Iterable[IndexModel]) -> list[str]:
@@ -72,6 +81,12 @@ def ensure_indexes(collection: Collection, indexes: Iterable[IndexModel]) -> lis
     names = collection.create_indexes(list(indexes))
     log.info("indexes ensured", extra={"collection": collection.full_name, "indexes": names})
     return names
+
+
+def unreachable(error: PyMongoError) -> bool:
+    """The server could not be reached, has no primary, or did not answer in time: retrying later
+    may succeed (any other error is a bug or a refused command)."""
+    return isinstance(error, ConnectionFailure) or error.timeout
 
 
 def ping(client: MongoClient, timeout_seconds: float = 2.0) -> bool:

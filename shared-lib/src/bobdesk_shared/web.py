@@ -32,6 +32,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from . import untrusted_json
 from .auth import SECURITY_SCHEMES
 from .errors import BadRequest, ServiceUnavailable, ValidationFailed, error_body, register_error_handlers
+from .server_errors import ChunkedBodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ def create_app(
     register_error_handlers(app)  # after Api(): replaces flask-smorest's own handler
     _add_operational_routes(app, ready_checks)
     _add_request_observability(app)
+    app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, max_body_bytes)
     return app, api
 
 
@@ -152,7 +154,7 @@ def _add_operational_routes(app: Flask, ready_checks: dict[str, ReadyCheck]) -> 
             return jsonify(status="ready", checks=checks)
         failing = ", ".join(name for name, ok in checks.items() if not ok)
         error = ServiceUnavailable(f"Not ready: {failing} unreachable.", code="not_ready", details=checks)
-        return jsonify(error_body(error.code, error.message, error.details)), 503
+        return jsonify(error_body(error.code, error.message, error.details)), 503, error.headers
 
     @app.get("/metrics")
     def metrics():

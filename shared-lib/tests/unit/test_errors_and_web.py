@@ -6,6 +6,7 @@ from bobdesk_shared.errors import Conflict
 from bobdesk_shared.schemas import JsonBoolean
 from bobdesk_shared.web import Blueprint, create_app
 from flask.views import MethodView
+from pymongo import errors as pymongo_errors
 
 
 class ThingSchema(ma.Schema):
@@ -142,3 +143,48 @@ def test_health_ready_metrics_openapi(app_and_state, client):
 def test_request_id_is_echoed_or_made(client):
     assert client.get("/healthz", headers={"X-Request-Id": "abc"}).headers["X-Request-Id"] == "abc"
     assert len(client.get("/healthz").headers["X-Request-Id"]) == 32
+
+
+@pytest.mark.parametrize("error, status", [
+    (pymongo_errors.ServerSelectionTimeoutError("no server"), 503),
+    (pymongo_errors.AutoReconnect("connection reset"), 503),
+    (pymongo_errors.NetworkTimeout("timed out"), 503),
+    (pymongo_errors.NotPrimaryError("stepped down"), 503),
+    (pymongo_errors.WaitQueueTimeoutError("pool exhausted"), 503),
+    (pymongo_errors.ExecutionTimeout("operation exceeded time limit", code=50), 503),
+    (pymongo_errors.WTimeoutError("waiting for replication timed out", code=64), 503),
+    (pymongo_errors.OperationFailure("unknown operator: $bad", code=2), 500),
+])
+def test_an_unreachable_database_is_503_with_retry_after(settings_factory, error, status):
+    blp = Blueprint("db", __name__)
+
+    @blp.route("/db")
+    def db_view():
+        raise error
+
+    app, _ = create_app(settings_factory(), title="db", blueprints=[blp], ready_checks={})
+    response = app.test_client().get("/db")
+    if status == 503:
+        _error(response, 503, "unavailable")
+        assert int(response.headers["Retry-After"]) > 0
+    else:
+        _error(response, 500, "internal_error")
+        assert "$bad" not in response.get_data(as_text=True)
+
+
+def test_not_ready_says_when_to_retry(app_and_state, client):
+    app_and_state[1]["ready"] = False
+    assert int(client.get("/readyz").headers["Retry-After"]) > 0
+
+
+def test_options_the_uri_names_win_over_the_defaults():
+    from bobdesk_shared.mongo import connect
+
+    named = connect("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=250&directConnection=true", "probe")
+    default = connect("mongodb://127.0.0.1:1/?directConnection=true", "probe")
+    try:
+        assert named.options.server_selection_timeout == 0.25
+        assert default.options.server_selection_timeout == 5
+    finally:
+        named.close()
+        default.close()

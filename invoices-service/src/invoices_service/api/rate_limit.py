@@ -1,0 +1,86 @@
+"""The public API's per-company budget, `PUBLIC_API_RATE_LIMIT` (`limits` notation), with Flask-Limiter.
+
+The budget is counted per company (the token's `client`) in fixed windows stored in
+INVOICES_DB, one small document per company and window (`limits`' MongoDB storage, a TTL
+index removes old ones), so every replica spends the same budget. Every authenticated
+answer of the public API carries `RateLimit-Limit`, `RateLimit-Remaining` and
+`RateLimit-Reset` (seconds until the window resets); over the budget the answer is 429
+`rate_limited` with `Retry-After`. A database that cannot be reached fails the request
+like any route would (503), never lets it through uncounted.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bobdesk_shared.auth import require_public
+from bobdesk_shared.errors import ApiError
+from bobdesk_shared.mongo import connect
+from flask import Flask, Response
+from flask_limiter import Limiter, RateLimitExceeded
+from limits.storage import MongoDBStorage
+
+# OpenAPI response headers of every public route (`@blp.response(..., headers=...)`).
+HEADERS = {name: {"description": text, "schema": {"type": "integer", "minimum": 0}} for name, text in (
+    ("RateLimit-Limit", "The company's budget per window."),
+    ("RateLimit-Remaining", "Requests left in the current window."),
+    ("RateLimit-Reset", "Seconds until the current window resets."),
+)}
+LIMITED_HEADERS = {**HEADERS, "Retry-After": {"description": "Seconds to wait before retrying.",
+                                               "schema": {"type": "integer", "minimum": 0}}}
+
+
+class RateLimited(ApiError):
+    status, code, message = 429, "rate_limited", "The company's request budget is spent; retry later."
+
+
+class CounterStorage(MongoDBStorage):
+    """`limits`' MongoDB storage with our client (bounded timeouts, command metrics) and a `__del__`
+    that closes only a client it opened: the library's own opens one at garbage collection, and
+    reaches for the database to create its indexes then. Registered for the `mongodb` schemes, so
+    Flask-Limiter's `storage_uri` builds this one."""
+
+    STORAGE_SCHEME = ["mongodb", "mongodb+srv"]
+
+    def _init_mongo_client(self, uri, **options):
+        return connect(uri, "invoices-service-rate-limit")
+
+    def __del__(self) -> None:
+        if self._storage is not None:
+            self._storage.close()
+
+
+def _company() -> str:
+    # Flask-Limiter asks for the key before the blueprint authenticates: a bad token is a 401 here.
+    return str(require_public().client)
+
+
+def install(app: Flask, blueprint, settings) -> Limiter:
+    """Limit every route of `blueprint` to `settings.public_api_rate_limit` per company."""
+    limiter = Limiter(
+        key_func=_company, app=app, strategy="fixed-window", key_prefix="public-api",
+        storage_uri=settings.mongo_uri,
+        storage_options={"database_name": settings.invoices_db, "counter_collection_name": "rate_limits"},
+        headers_enabled=False,  # its Reset is a date and it adds Retry-After to every answer
+        swallow_errors=False,
+    )
+    # One budget for every route of the blueprint, not one per route.
+    limiter.shared_limit(settings.public_api_rate_limit, scope="public-api")(blueprint)
+
+    @app.after_request
+    def rate_limit_headers(response: Response) -> Response:
+        current = limiter.current_limit
+        if current is not None:
+            reset = str(max(0, int(current.reset_at - time.time())))
+            response.headers["RateLimit-Limit"] = str(current.limit.amount)
+            response.headers["RateLimit-Remaining"] = str(current.remaining)
+            response.headers["RateLimit-Reset"] = reset
+            if response.status_code == 429:
+                response.headers["Retry-After"] = reset
+        return response
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(_error: RateLimitExceeded):
+        return app.handle_user_exception(RateLimited())
+
+    return limiter
