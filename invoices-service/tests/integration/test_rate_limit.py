@@ -78,3 +78,21 @@ def test_the_openapi_document_tells_the_budget(http):
         assert set(RATE_HEADERS) <= set(responses["200"]["headers"])
         assert "Retry-After" in responses["429"]["headers"]
         assert responses["429"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+
+
+def test_the_budget_costs_one_round_trip_per_request(test_env, authorizer):
+    """The count, and nothing more: the headers come from the count's own answer."""
+    from prometheus_client import REGISTRY
+
+    def commands():
+        return sum(sample.value for metric in REGISTRY.collect() if metric.name == "mongo_commands"
+                   for sample in metric.samples if sample.name == "mongo_commands_total")
+
+    http = _app(test_env, authorizer, "50/minute").test_client()
+    company = ObjectId()
+    _get(http, company)  # the first request also creates the storage's indexes
+    for remaining in ("48", "47"):
+        before = commands()
+        answer = _get(http, company)
+        assert answer.headers["RateLimit-Remaining"] == remaining
+        assert commands() - before == 2  # the page's find and the budget's count

@@ -2,8 +2,8 @@
 
 The budget is counted per company (the token's `client`) in fixed windows stored in
 INVOICES_DB, one small document per company and window (`limits`' MongoDB storage, a TTL
-index removes old ones), so every replica spends the same budget. Every authenticated
-answer of the public API carries `RateLimit-Limit`, `RateLimit-Remaining` and
+index removes old ones), so every replica spends the same budget, in one round trip per
+request. Every authenticated answer of the public API carries `RateLimit-Limit`, `RateLimit-Remaining` and
 `RateLimit-Reset` (seconds until the window resets); over the budget the answer is 429
 `rate_limited` with `Retry-After`. A database that cannot be reached fails the request
 like any route would (503), never lets it through uncounted.
@@ -11,6 +11,8 @@ like any route would (503), never lets it through uncounted.
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 import time
 
 from bobdesk_shared.auth import require_public
@@ -19,6 +21,7 @@ from bobdesk_shared.mongo import connect
 from flask import Flask, Response
 from flask_limiter import Limiter, RateLimitExceeded
 from limits.storage import MongoDBStorage
+from pymongo import ReturnDocument
 
 # OpenAPI response headers of every public route (`@blp.response(..., headers=...)`).
 HEADERS = {name: {"description": text, "schema": {"type": "integer", "minimum": 0}} for name, text in (
@@ -35,15 +38,51 @@ class RateLimited(ApiError):
 
 
 class CounterStorage(MongoDBStorage):
-    """`limits`' MongoDB storage with our client (bounded timeouts, command metrics) and a `__del__`
-    that closes only a client it opened: the library's own opens one at garbage collection, and
-    reaches for the database to create its indexes then. Registered for the `mongodb` schemes, so
-    Flask-Limiter's `storage_uri` builds this one."""
+    """`limits`' MongoDB storage, registered for the `mongodb` schemes so Flask-Limiter's
+    `storage_uri` builds this one, with three changes:
+
+    - our client (bounded timeouts, command metrics);
+    - one round trip per request: the counter update also returns the window's end, which the
+      headers then read from here instead of reading the counter twice more;
+    - a `__del__` that closes only a client it opened (the library's opens one at garbage
+      collection, and reaches for the database to create its indexes then).
+    """
 
     STORAGE_SCHEME = ["mongodb", "mongodb+srv"]
 
+    def __init__(self, uri: str, **options):
+        super().__init__(uri, **options)
+        self._last = threading.local()  # (key, count, window end) of this thread's last count
+
     def _init_mongo_client(self, uri, **options):
         return connect(uri, "invoices-service-rate-limit")
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        expired = {"$lt": ["$expireAt", "$$NOW"]}
+        window_end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expiry)
+        counter = self.counters.find_one_and_update(
+            {"_id": key},
+            [{"$set": {"count": {"$cond": {"if": expired, "then": amount, "else": {"$add": ["$count", amount]}}},
+                       "expireAt": {"$cond": {"if": expired, "then": window_end, "else": "$expireAt"}}}}],
+            upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
+        )
+        self._last.window = (key, int(counter["count"]), counter["expireAt"])
+        return int(counter["count"])
+
+    def _counted(self, key: str):
+        window = getattr(self._last, "window", None)
+        return window if window is not None and window[0] == key else None
+
+    def get(self, key: str) -> int:
+        counted = self._counted(key)
+        return counted[1] if counted else super().get(key)
+
+    def get_expiry(self, key: str) -> float:
+        counted = self._counted(key)
+        if counted is None:
+            return super().get_expiry(key)
+        self._last.window = None  # read once, by the request that counted it
+        return counted[2].timestamp()
 
     def __del__(self) -> None:
         if self._storage is not None:
