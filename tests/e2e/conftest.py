@@ -62,6 +62,11 @@ class Component:
             token = user_token(self.company)
         return {"Authorization": f"Bearer {token}"}
 
+    @staticmethod
+    def takes_cookie(path: str) -> bool:
+        """jarvis routes: the user token may come as the `session` cookie."""
+        return path.startswith(("/invoice-connections", "/invoices"))
+
 
 def sign_webhook(body: bytes, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
     timestamp = str(int(time.time()))

@@ -108,6 +108,8 @@ def _fuzz_route(component: Component, http: requests.Session, method: str, path:
            authenticated=st.integers(0, 9), signed=st.booleans())
     def fuzz(values, query, body, content_type, authenticated, signed):
         headers = component.credentials(path) if authenticated else {"Authorization": "Bearer x.y.z"}
+        if authenticated == 1 and component.takes_cookie(path):  # the session cookie instead of Bearer
+            headers = {"Cookie": f"session={headers['Authorization'].removeprefix('Bearer ')}"}
         if signable and signed:
             headers.update(sign_webhook(body))
         if content_type:
