@@ -1,4 +1,4 @@
-"""One real stack per test module: the Yooz simulator, connections-service, invoices-service and the
+"""One real stack per test module: the Yooz and Pennylane simulators, connections-service, invoices-service and the
 webhook receiver under gunicorn, and the poller, on the session's embedded MongoDB.
 
 Tests share the stack but not their data: each uses its own company (token
@@ -185,10 +185,12 @@ def stack(mongo_uri, mongo_client, tmp_path_factory):
     suffix = uuid.uuid4().hex[:8]
     dbs = {"CONNECTIONS_DB": f"e2e_conn_{suffix}", "INVOICES_DB": f"e2e_inv_{suffix}",
            "INGEST_DB": f"e2e_ing_{suffix}", "PLATFORM_DB": f"e2e_plat_{suffix}"}
-    ports = {name: free_port() for name in ("CONNECTIONS_PORT", "INVOICES_PORT", "WEBHOOKS_PORT", "YOOZ_SIM_PORT")}
+    ports = {name: free_port() for name in ("CONNECTIONS_PORT", "INVOICES_PORT", "WEBHOOKS_PORT", "YOOZ_SIM_PORT",
+                                            "PENNYLANE_SIM_PORT")}
     env = {
         **TEST_ENV, **dbs, **{k: str(v) for k, v in ports.items()}, "MONGO_URI": mongo_uri,
         "YOOZ_BASE_URL": f"http://127.0.0.1:{ports['YOOZ_SIM_PORT']}",
+        "PENNYLANE_BASE_URL": f"http://127.0.0.1:{ports['PENNYLANE_SIM_PORT']}",
         "CONNECTIONS_URL": f"http://127.0.0.1:{ports['CONNECTIONS_PORT']}",
         "INVOICES_URL": f"http://127.0.0.1:{ports['INVOICES_PORT']}",
         "POLL_INTERVAL_SECONDS": str(POLL_INTERVAL_SECONDS), "WORKER_LEASE_SECONDS": "10",
@@ -198,10 +200,12 @@ def stack(mongo_uri, mongo_client, tmp_path_factory):
     stack = Stack(env, tmp_path_factory.mktemp("stack"))
     try:
         stack.start("yooz-sim", [sys.executable, "-m", "bobdesk_simulators.yooz"])
+        stack.start("pennylane-sim", [sys.executable, "-m", "bobdesk_simulators.pennylane"])
         stack.start_gunicorn("connections", "connections_service.app:create_app()", ports["CONNECTIONS_PORT"])
         stack.start_gunicorn("invoices", "invoices_service.app:create_app()", ports["INVOICES_PORT"])
         stack.start_gunicorn("webhooks", "ingest_worker.webhooks.app:create_app()", ports["WEBHOOKS_PORT"])
         wait_http(f"{stack.sim_url}/healthz", 30)
+        wait_http(f"{env['PENNYLANE_BASE_URL']}/healthz", 30)
         for url in (stack.connections_url, stack.invoices_url, stack.webhooks_url):
             wait_until(lambda u=url: _ready(u), 60, 0.2, f"{url}/readyz")
         stack.restart_poller()
