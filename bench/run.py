@@ -33,8 +33,8 @@ import requests
 from bobdesk_devtools.testing import service_token, wait_until
 from bson import ObjectId
 from ingest_worker.providers.yooz import YoozAdapter
-from invoices_service.domain import PUBLIC_PROJECTION
-from invoices_service.repository import list_hint
+from invoices_service.embedded_server import list_hint
+from invoices_service.repository import PUBLIC_PROJECTION
 from pymongo import ASCENDING, IndexModel
 from stack import Stack, peak_rss_mib  # bench/ is the script's directory, first on sys.path
 

@@ -12,7 +12,7 @@ from bobdesk_shared.auth import INGEST_WORKER
 from bobdesk_shared.canonical import EXAMPLE
 from bobdesk_shared.errors import Conflict, NotFound
 from bson import ObjectId
-from invoices_service.connections import IngestGrant
+from invoices_service.ingest_authorizer import IngestGrant
 
 # The shared example, with a supplier known by no SIRET and no order reference (nothing matches).
 CANONICAL = {**copy.deepcopy(EXAMPLE), "order_reference": None,

@@ -13,7 +13,7 @@ from pymongo.errors import PyMongoError
 
 from .api import internal, jarvis, public, rate_limit
 from .config import SERVICE_NAME, Settings, load_settings
-from .connections import HttpIngestAuthorizer, IngestAuthorizer
+from .ingest_authorizer import HttpIngestAuthorizer, IngestAuthorizer
 from .repository import InvoiceRepository, PlatformRepository
 from .services import InvoiceService
 

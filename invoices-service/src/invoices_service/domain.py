@@ -2,8 +2,10 @@
 
 - SIRET validity (14 digits + Luhn, La Poste exception) and supplier matching by SIREN;
 - automatic ticket links and the canonical state;
-- the stored form of the canonical invoice a worker sends (checked by the shared contract);
-- what a client can see of an invoice, rendered as exact JSON.
+- the canonical invoice a worker sends (checked by the shared contract) and its identity;
+- what a client can see of an invoice (what moves `updated_at`).
+
+Decisions only: the repository stores them, the API renders them.
 """
 
 from __future__ import annotations
@@ -13,10 +15,8 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from json.encoder import encode_basestring_ascii as _json_string
 
-from bobdesk_shared.timeutil import iso_ms, parse_iso
-from bson import Decimal128, ObjectId
+from bson import ObjectId
 
 UNMATCHED = "ticket_unmatched"
 LINKED = "linked"
@@ -158,139 +158,62 @@ def decide_link(*, cancelled: bool, manual: bool, current_ticket: ObjectId | Non
 # --- the canonical invoice ------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
-class CanonicalInvoice:
-    """A canonical invoice (checked by `bobdesk_shared.canonical`) as it is stored: `content` holds
-    its stored fields, `content_hash` identifies the provider data exactly (a replay of the same data
-    has the same hash)."""
+class ListFilters:
+    """The list parameters, parsed. Time bounds are half-open: after <= t < before."""
 
-    invoice_platform_id: str
-    content: dict
+    state: str | None = None
+    provider: str | None = None
+    supplier_siret: str | None = None
+    number: str | None = None
+    invoice_platform_id: str | None = None
+    issued_after: dt.datetime | None = None
+    issued_before: dt.datetime | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    updated_after: dt.datetime | None = None
+    updated_before: dt.datetime | None = None
+    cursor: ObjectId | None = None
+    limit: int = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class CanonicalInvoice:
+    """A canonical invoice that the shared contract (`bobdesk_shared.canonical`) checked, with what the
+    rules need of it: `siren` (`invoice_siren`) and `content_hash`, which identifies the provider data
+    exactly (a replay of the same data has the same hash)."""
+
+    data: Mapping
+    siren: str | None
+    raw_text: str  # the provider's payload as canonical JSON text (sorted keys)
     content_hash: str
-    cancelled: bool
+
+    @property
+    def invoice_platform_id(self) -> str:
+        return self.data["invoice_platform_id"]
+
+    @property
+    def cancelled(self) -> bool:
+        return self.data["cancelled"]
 
     @property
     def supplier_siret(self) -> str | None:
-        return self.content["supplier"]["siret"]
-
-    @property
-    def supplier_siren(self) -> str | None:
-        return self.content["supplier"]["siren"]
+        return self.data["supplier"]["siret"]
 
     @property
     def order_reference(self) -> str | None:
-        return self.content["order_reference"]
+        return self.data["order_reference"]
 
 
-def _day(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    day = dt.date.fromisoformat(value)
-    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
-
-
-def _instant(value: str) -> dt.datetime:
-    parsed = parse_iso(value)
-    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
-
-
-def _decimals(row: Mapping, names: tuple[str, ...]) -> dict:
-    return {name: Decimal128(row[name]) for name in names}
-
-
-def stored_canonical(data: Mapping) -> CanonicalInvoice:
-    """The stored form of a canonical invoice that the shared contract already checked."""
+def canonical_invoice(data: Mapping) -> CanonicalInvoice:
     supplier = data["supplier"]
-    siret = supplier["siret"]
-    content = {
-        "invoice_platform_id": data["invoice_platform_id"],
-        "number": data["number"],
-        "issue_date": _day(data["issue_date"]),
-        "due_date": _day(data["due_date"]),
-        "currency": data["currency"],
-        "amounts": _decimals(data["amounts"], ("ht", "tva", "ttc")),
-        "vat_lines": None if data["vat_lines"] is None else [
-            _decimals(row, ("rate", "base", "amount")) for row in data["vat_lines"]],
-        "lines": None if data["lines"] is None else [
-            {"label": row["label"], **_decimals(row, ("quantity", "unit_price", "total_excl_tax"))}
-            for row in data["lines"]],
-        "supplier": {
-            "platform_id": supplier["platform_id"],
-            "name": supplier["name"],
-            # Kept as received even when invalid; only a valid one has a SIREN and can match.
-            "siret": siret,
-            "siren": invoice_siren(siret, supplier.get("siren")),
-            "iban": supplier["iban"],
-        },
-        "order_reference": data["order_reference"],
-        "provider_status": data["provider_status"],
-        "provider_cancelled": data["cancelled"],
-        "provider_created_at": _instant(data["provider_created_at"]),
-        "provider_updated_at": _instant(data["provider_updated_at"]),
-    }
-    # The raw payload is kept as JSON text: provider keys may hold "$" or "." (not storable as
-    # MongoDB field names everywhere), and a mapping fix re-maps it without re-fetching.
     raw_text = json.dumps(data["raw"], separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    content["raw"] = raw_text
     hashed = json.dumps({k: v for k, v in data.items() if k != "raw"}, separators=(",", ":"), sort_keys=True,
                         ensure_ascii=False)
     digest = hashlib.sha256(hashed.encode() + b"\x00" + raw_text.encode()).hexdigest()
-    return CanonicalInvoice(data["invoice_platform_id"], content, digest, data["cancelled"])
+    return CanonicalInvoice(data, invoice_siren(supplier["siret"], supplier.get("siren")), raw_text, digest)
 
 
 # --- what clients see -------------------------------------------------------------------------
-
-# The fields of the seed's invoice model, in its order; every list reads only these.
-PUBLIC_PROJECTION = {
-    "provider": 1, "invoice_platform_id": 1, "number": 1, "issue_date": 1, "due_date": 1, "currency": 1,
-    "amounts": 1, "supplier.name": 1, "supplier.siret": 1, "state": 1, "ticket_id": 1, "supplier_id": 1,
-    "created_at": 1, "updated_at": 1,
-}
-
-
-def _number(value: Decimal128 | None) -> str:
-    # A JSON number literal with the stored digits: no binary float ever holds an amount.
-    return "null" if value is None else format(value.to_decimal(), "f")
-
-
-def _string(value: str | None) -> str:
-    return "null" if value is None else _json_string(value)
-
-
-def _time(value: dt.datetime | None) -> str:
-    return "null" if value is None else '"' + iso_ms(value) + '"'
-
-
-def _id(value: ObjectId | None) -> str:
-    return "null" if value is None else f'"{value}"'
-
-
-def render_invoice(doc: Mapping) -> str:
-    """The seed's invoice object as JSON text (hand-written: a list page renders 200 of these)."""
-    amounts = doc.get("amounts") or {}
-    supplier = doc.get("supplier") or {}
-    return (
-        f'{{"id":"{doc["_id"]}","provider":{_string(doc.get("provider"))},'
-        f'"invoice_platform_id":{_string(doc.get("invoice_platform_id"))},"number":{_string(doc.get("number"))},'
-        f'"issue_date":{_time(doc.get("issue_date"))},"due_date":{_time(doc.get("due_date"))},'
-        f'"currency":{_string(doc.get("currency"))},'
-        f'"amounts":{{"ht":{_number(amounts.get("ht"))},"tva":{_number(amounts.get("tva"))},'
-        f'"ttc":{_number(amounts.get("ttc"))}}},'
-        f'"supplier":{{"name":{_string(supplier.get("name"))},"siret":{_string(supplier.get("siret"))}}},'
-        f'"state":{_string(doc.get("state"))},"ticket_id":{_id(doc.get("ticket_id"))},'
-        f'"supplier_id":{_id(doc.get("supplier_id"))},'
-        f'"created_at":{_time(doc.get("created_at"))},"updated_at":{_time(doc.get("updated_at"))}}}'
-    )
-
-
-def render_page(docs: list[Mapping]) -> str:
-    """`{"cursor", "invoices"}`: the cursor is the last item's id; an empty page ends the list."""
-    cursor = _id(docs[-1]["_id"]) if docs else "null"
-    return f'{{"cursor":{cursor},"invoices":[{",".join(render_invoice(d) for d in docs)}]}}'
-
-
-def render_single(doc: Mapping) -> str:
-    return f'{{"invoice":{render_invoice(doc)}}}'
-
 
 VISIBLE_FIELDS = ("number", "issue_date", "due_date", "currency", "amounts", "state", "ticket_id", "supplier_id")
 

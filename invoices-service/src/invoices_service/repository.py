@@ -19,12 +19,8 @@ starts with `client` because every request is scoped to one company:
 - `client_unmatched_reference` (client, order_reference), partial on unmatched automatic
   invoices: reconcile's distinct unlinked references (bounded by them, not by invoice count).
 
-Hints: the embedded server walks a hinted index from end to end, whatever the query's bounds, and
-its planner scans the collection for some multi-field filters. So queries by `_id`, the ingestion
-lookup, reconcile and simple lists are left to the planner; only lists mixing a filter with an
-`_id` bound (`list_hint`) name their index. tests/integration/test_query_plans.py and
-test_public_api.py explain what ingestion and the reads send. Reconcile is not hinted: on the
-embedded server a hinted walk covers every company, which is worse than its scan.
+The embedded server's workarounds (index hints, the provider checked in Python) live in
+`embedded_server.py`, and only there.
 """
 
 from __future__ import annotations
@@ -33,14 +29,17 @@ import dataclasses
 import datetime as dt
 import re
 import struct
+from collections.abc import Mapping
 
 from bobdesk_shared.mongo import ensure_indexes
-from bson import ObjectId
+from bobdesk_shared.timeutil import parse_iso
+from bson import Decimal128, ObjectId
 from pymongo import ASCENDING, IndexModel, InsertOne, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from .domain import CANCELLED, LINKED, PUBLIC_PROJECTION, UNMATCHED, Contractor, Ticket
+from .domain import CANCELLED, LINKED, UNMATCHED, CanonicalInvoice, Contractor, ListFilters, Ticket
+from .embedded_server import list_hint, of_provider
 
 DUPLICATE_KEY = 11000
 # Automatic invoices waiting for a ticket: the partial index's filter and its queries' base.
@@ -60,42 +59,19 @@ INDEXES = [
                partialFilterExpression=UNLINKED_AUTOMATIC),
 ]
 
+# What a client sees of an invoice (api/rendering.py); every list and read projects only these.
+PUBLIC_PROJECTION = {
+    "provider": 1, "invoice_platform_id": 1, "number": 1, "issue_date": 1, "due_date": 1, "currency": 1,
+    "amounts": 1, "supplier.name": 1, "supplier.siret": 1, "state": 1, "ticket_id": 1, "supplier_id": 1,
+    "created_at": 1, "updated_at": 1,
+}
+
 # What ingestion compares to decide created/updated/unchanged (never the raw payload or lines).
 INGEST_PROJECTION = {
     "invoice_platform_id": 1, "provider": 1, "rev": 1, "content_hash": 1, "connection": 1, "supplier_id": 1,
     "ticket_id": 1, "state": 1, "manual_link": 1, "deleted": 1, "number": 1, "issue_date": 1, "due_date": 1,
     "currency": 1, "amounts": 1, "supplier.name": 1, "supplier.siret": 1, "listing": 1,
 }
-
-
-# The index of a list query, most selective first: an exact id, number or SIRET; then a time range
-# (a page costs the range, never the whole company); then the state; else the keyset (client, _id).
-_LIST_INDEXES = (
-    ("invoice_platform_id", "client_platform_id_provider"),
-    ("number", "client_number_id"),
-    ("supplier.siret", "client_supplier_siret_id"),
-    ("updated_at", "client_updated_at"),
-    ("issue_date", "client_issue_date"),
-    ("state", "client_state_id"),
-)
-
-
-def list_index(query: dict) -> str:
-    return next((index for field, index in _LIST_INDEXES if field in query), "client_id")
-
-
-def list_hint(query: dict) -> str | None:
-    """`list_index` when the planner needs telling: a filter combined with an `_id` bound (a cursor or
-    a created_at range), where the embedded server's planner falls back to scanning and sorting.
-    Otherwise none: every planner picks the index itself, and a hint makes the embedded server walk
-    the whole index instead of the query's bounds."""
-    filters = set(query) - {"client"}
-    return list_index(query) if "_id" in filters and len(filters) > 1 else None
-
-
-def guarded_update(invoice_id: ObjectId, rev: str | None, changes: dict) -> UpdateOne:
-    """`$set` of `changes` unless the invoice was written since `rev` was read (optimistic concurrency)."""
-    return UpdateOne({"_id": invoice_id, "rev": rev}, {"$set": changes})
 
 
 def mint_id(created_at: dt.datetime) -> ObjectId:
@@ -123,6 +99,104 @@ def id_ceiling(at: dt.datetime) -> ObjectId | None:
     return _first_id_of(int(at.timestamp()) + 1)
 
 
+def _day(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    day = dt.date.fromisoformat(value)
+    return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+
+
+def _instant(value: str) -> dt.datetime:
+    parsed = parse_iso(value)  # MongoDB keeps milliseconds
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+
+
+def _decimals(row: Mapping, names: tuple[str, ...]) -> dict:
+    return {name: Decimal128(row[name]) for name in names}
+
+
+def stored_content(invoice: CanonicalInvoice) -> dict:
+    """The stored fields of a canonical invoice: exact amounts as Decimal128, dates as UTC datetimes,
+    the raw payload as JSON text (provider keys may hold "$" or ".", not storable as field names
+    everywhere; a mapping fix re-maps it without re-fetching)."""
+    data, supplier = invoice.data, invoice.data["supplier"]
+    return {
+        "invoice_platform_id": data["invoice_platform_id"],
+        "number": data["number"],
+        "issue_date": _day(data["issue_date"]),
+        "due_date": _day(data["due_date"]),
+        "currency": data["currency"],
+        "amounts": _decimals(data["amounts"], ("ht", "tva", "ttc")),
+        "vat_lines": None if data["vat_lines"] is None else [
+            _decimals(row, ("rate", "base", "amount")) for row in data["vat_lines"]],
+        "lines": None if data["lines"] is None else [
+            {"label": row["label"], **_decimals(row, ("quantity", "unit_price", "total_excl_tax"))}
+            for row in data["lines"]],
+        # An invalid SIRET is kept as received, with no SIREN (it matches nothing).
+        "supplier": {"platform_id": supplier["platform_id"], "name": supplier["name"], "siret": supplier["siret"],
+                     "siren": invoice.siren, "iban": supplier["iban"]},
+        "order_reference": data["order_reference"],
+        "provider_status": data["provider_status"],
+        "provider_cancelled": data["cancelled"],
+        "provider_created_at": _instant(data["provider_created_at"]),
+        "provider_updated_at": _instant(data["provider_updated_at"]),
+        "raw": invoice.raw_text,
+    }
+
+
+def _range(low: dt.datetime | None, high: dt.datetime | None) -> dict:
+    bounds = {}
+    if low is not None:
+        bounds["$gte"] = low
+    if high is not None:
+        bounds["$lt"] = high
+    return bounds
+
+
+def list_query(client: ObjectId, filters: ListFilters) -> dict:
+    """The one indexed query of a list page (keyset: `_id > cursor`)."""
+    query: dict = {"client": client}
+    for field, value in (("state", filters.state), ("provider", filters.provider),
+                         ("supplier.siret", filters.supplier_siret), ("number", filters.number),
+                         ("invoice_platform_id", filters.invoice_platform_id)):
+        if value is not None:
+            query[field] = value
+    for field, low, high in (("issue_date", filters.issued_after, filters.issued_before),
+                             ("created_at", filters.created_after, filters.created_before),
+                             ("updated_at", filters.updated_after, filters.updated_before)):
+        bounds = _range(low, high)
+        if bounds:
+            query[field] = bounds
+    ids: dict = {}
+    if filters.cursor is not None:
+        ids["$gt"] = filters.cursor
+    # Ids carry their creation second (mint_id): a created_at range narrows the _id range.
+    # Past 2106 no id bound applies: the created_at condition alone decides.
+    floor = id_floor(filters.created_after) if filters.created_after is not None else None
+    if floor is not None and (filters.cursor is None or floor > filters.cursor):
+        ids = {"$gte": floor}
+    ceiling = id_ceiling(filters.created_before) if filters.created_before is not None else None
+    if ceiling is not None:
+        ids["$lt"] = ceiling
+    if ids:
+        query["_id"] = ids
+    return query
+
+
+@dataclasses.dataclass(frozen=True)
+class NewInvoice:
+    document: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class InvoiceChange:
+    """`changes` to apply unless the invoice was written since `read_rev` was read (optimistic concurrency)."""
+
+    invoice_id: ObjectId
+    read_rev: str | None
+    changes: dict
+
+
 @dataclasses.dataclass
 class BulkOutcome:
     duplicate_indexes: set[int]
@@ -141,16 +215,18 @@ class InvoiceRepository:
     # --- ingestion ---------------------------------------------------------------------------
 
     def find_for_ingest(self, client: ObjectId, provider: str, platform_ids: list[str]) -> dict[str, dict]:
-        # The index prefix (client, invoice_platform_id) with `$in` point lookups; the provider is
-        # checked here: a company has one or two providers, and the embedded server's planner scans
-        # the collection when the filter also names `provider`.
+        # The index prefix (client, invoice_platform_id) with `$in` point lookups, the provider checked
+        # apart (embedded_server.of_provider).
         cursor = self.invoices.find({"client": client, "invoice_platform_id": {"$in": platform_ids}},
                                     INGEST_PROJECTION, batch_size=len(platform_ids) + 1)
-        return {doc["invoice_platform_id"]: doc for doc in cursor if doc.get("provider") == provider}
+        return {doc["invoice_platform_id"]: doc for doc in of_provider(cursor, provider)}
 
-    def apply(self, operations: list[InsertOne | UpdateOne]) -> BulkOutcome:
+    def apply(self, writes: list[NewInvoice | InvoiceChange]) -> BulkOutcome:
         """One unordered bulk write (an `insert` and/or an `update` command); duplicate-key failures
-        are reported, not raised."""
+        are reported (by index in `writes`), not raised."""
+        operations = [InsertOne(write.document) if isinstance(write, NewInvoice) else
+                      UpdateOne({"_id": write.invoice_id, "rev": write.read_rev}, {"$set": write.changes})
+                      for write in writes]
         try:
             result = self.invoices.bulk_write(operations, ordered=False).bulk_api_result
             duplicates: set[int] = set()
@@ -195,15 +271,20 @@ class InvoiceRepository:
 
     # --- reads ----------------------------------------------------------------------------------
 
-    def list_page(self, query: dict, limit: int) -> list[dict]:
+    def list_page(self, client: ObjectId, filters: ListFilters) -> list[dict]:
         """One `find`: sorted by _id, the whole page in the first batch (no getMore, no count), on the
-        index `list_index` names (tests/integration/test_public_api.py checks the plans)."""
+        index `embedded_server.list_index` names (tests/integration/test_public_api.py checks the plans)."""
+        query = list_query(client, filters)
         hint = list_hint(query)
-        return list(self.invoices.find(query, PUBLIC_PROJECTION, sort=[("_id", ASCENDING)], limit=limit,
-                                       batch_size=limit, **({"hint": hint} if hint else {})))
+        return list(self.invoices.find(query, PUBLIC_PROJECTION, sort=[("_id", ASCENDING)], limit=filters.limit,
+                                       batch_size=filters.limit, **({"hint": hint} if hint else {})))
 
-    def get(self, client: ObjectId, invoice_id: ObjectId, projection: dict | None = None) -> dict | None:
-        return self.invoices.find_one({"_id": invoice_id, "client": client}, projection or PUBLIC_PROJECTION)
+    def get(self, client: ObjectId, invoice_id: ObjectId) -> dict | None:
+        return self.invoices.find_one({"_id": invoice_id, "client": client}, PUBLIC_PROJECTION)
+
+    def link_state(self, client: ObjectId, invoice_id: ObjectId) -> dict | None:
+        """What a manual link decides on: the ticket, the state, and the `rev` that guards the write."""
+        return self.invoices.find_one({"_id": invoice_id, "client": client}, {"rev": 1, "ticket_id": 1, "state": 1})
 
     def update_if_unchanged(self, client: ObjectId, invoice_id: ObjectId, rev: str, changes: dict) -> dict | None:
         """Apply `changes` unless the invoice changed since it was read (then None)."""

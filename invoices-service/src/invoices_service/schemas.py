@@ -1,5 +1,5 @@
 """Request schemas (parsing, 400 on anything invalid) and response schemas (OpenAPI only: invoices
-are rendered by `domain.render_invoice`, which a list page calls 200 times)."""
+are rendered by `api/rendering.py`, which a list page calls 200 times; a test holds both equal)."""
 
 from __future__ import annotations
 
@@ -82,40 +82,42 @@ class ListQuerySchema(StrictSchema):
 
 
 class AmountsSchema(ma.Schema):
-    ht = fields.Decimal(as_string=False, metadata={"description": "Excluding tax (exact JSON number)."})
-    tva = fields.Decimal(as_string=False)
-    ttc = fields.Decimal(as_string=False)
+    ht = fields.Decimal(required=True, as_string=False,
+                        metadata={"description": "Excluding tax (exact JSON number)."})
+    tva = fields.Decimal(required=True, as_string=False)
+    ttc = fields.Decimal(required=True, as_string=False)
 
 
 class SupplierSchema(ma.Schema):
-    name = fields.String()
-    siret = fields.String(allow_none=True)
+    name = fields.String(required=True)
+    siret = fields.String(required=True, allow_none=True)
 
 
 class InvoiceSchema(ma.Schema):
-    id = fields.String(metadata={"example": "64a1f3c89ab7e72a4fb4ae01"})
-    provider = fields.String(metadata={"example": "yooz"})
-    invoice_platform_id = fields.String()
-    number = fields.String()
-    issue_date = fields.String(metadata={"example": "2024-03-12T00:00:00.000Z"})
-    due_date = fields.String(allow_none=True)
-    currency = fields.String(metadata={"example": "EUR"})
-    amounts = fields.Nested(AmountsSchema)
-    supplier = fields.Nested(SupplierSchema)
-    state = fields.String(metadata={"enum": ["ticket_unmatched", "linked", "cancelled"]})
-    ticket_id = fields.String(allow_none=True)
-    supplier_id = fields.String(allow_none=True)
-    created_at = fields.String()
-    updated_at = fields.String()
+    id = fields.String(required=True, metadata={"example": "64a1f3c89ab7e72a4fb4ae01"})
+    provider = fields.String(required=True, metadata={"example": "yooz"})
+    invoice_platform_id = fields.String(required=True)
+    number = fields.String(required=True)
+    issue_date = fields.String(required=True, metadata={"example": "2024-03-12T00:00:00.000Z"})
+    due_date = fields.String(required=True, allow_none=True)
+    currency = fields.String(required=True, metadata={"example": "EUR"})
+    amounts = fields.Nested(AmountsSchema, required=True)
+    supplier = fields.Nested(SupplierSchema, required=True)
+    state = fields.String(required=True, metadata={"enum": ["ticket_unmatched", "linked", "cancelled"]})
+    ticket_id = fields.String(required=True, allow_none=True)
+    supplier_id = fields.String(required=True, allow_none=True)
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
 
 
 class InvoicePageSchema(ma.Schema):
-    cursor = fields.String(allow_none=True, metadata={"description": "id of the last item; null at the end."})
-    invoices = fields.List(fields.Nested(InvoiceSchema))
+    cursor = fields.String(required=True, allow_none=True,
+                           metadata={"description": "id of the last item; null at the end."})
+    invoices = fields.List(fields.Nested(InvoiceSchema), required=True)
 
 
 class InvoiceEnvelopeSchema(ma.Schema):
-    invoice = fields.Nested(InvoiceSchema)
+    invoice = fields.Nested(InvoiceSchema, required=True)
 
 
 class LinkSchema(StrictSchema):

@@ -18,23 +18,30 @@ from collections.abc import Callable
 from bobdesk_shared.errors import Conflict, NotFound, ServiceUnavailable
 from bobdesk_shared.timeutil import parse_object_id, utcnow
 from bson import ObjectId
-from pymongo import InsertOne, UpdateOne
 
-from .connections import IngestAuthorizer, IngestGrant
 from .domain import (
     CANCELLED,
     CanonicalInvoice,
+    ListFilters,
     automatic_ticket,
+    canonical_invoice,
     contractors_fingerprint,
     decide_link,
     index_tickets,
     match_supplier,
     state_of,
-    stored_canonical,
     tickets_fingerprint,
     visible_changes,
 )
-from .repository import InvoiceRepository, PlatformRepository, guarded_update, id_ceiling, id_floor, mint_id
+from .ingest_authorizer import IngestAuthorizer, IngestGrant
+from .repository import (
+    InvoiceChange,
+    InvoiceRepository,
+    NewInvoice,
+    PlatformRepository,
+    mint_id,
+    stored_content,
+)
 
 MAX_ATTEMPTS = 5
 # Compared with the stored invoice to tell "unchanged" from "updated" (content_hash covers the
@@ -42,72 +49,13 @@ MAX_ATTEMPTS = 5
 DERIVED_FIELDS = ("connection", "content_hash", "supplier_id", "ticket_id", "state", "deleted")
 
 
-@dataclasses.dataclass(frozen=True)
-class ListFilters:
-    """The seed's list parameters, parsed. Time bounds are half-open: after <= t < before."""
-
-    state: str | None = None
-    provider: str | None = None
-    supplier_siret: str | None = None
-    number: str | None = None
-    invoice_platform_id: str | None = None
-    issued_after: dt.datetime | None = None
-    issued_before: dt.datetime | None = None
-    created_after: dt.datetime | None = None
-    created_before: dt.datetime | None = None
-    updated_after: dt.datetime | None = None
-    updated_before: dt.datetime | None = None
-    cursor: ObjectId | None = None
-    limit: int = 50
-
-
-def _range(low: dt.datetime | None, high: dt.datetime | None) -> dict:
-    bounds = {}
-    if low is not None:
-        bounds["$gte"] = low
-    if high is not None:
-        bounds["$lt"] = high
-    return bounds
-
-
-def list_query(client: ObjectId, filters: ListFilters) -> dict:
-    """The one indexed query of a list page (keyset: `_id > cursor`)."""
-    query: dict = {"client": client}
-    for field, value in (("state", filters.state), ("provider", filters.provider),
-                         ("supplier.siret", filters.supplier_siret), ("number", filters.number),
-                         ("invoice_platform_id", filters.invoice_platform_id)):
-        if value is not None:
-            query[field] = value
-    for field, low, high in (("issue_date", filters.issued_after, filters.issued_before),
-                             ("created_at", filters.created_after, filters.created_before),
-                             ("updated_at", filters.updated_after, filters.updated_before)):
-        bounds = _range(low, high)
-        if bounds:
-            query[field] = bounds
-    ids: dict = {}
-    if filters.cursor is not None:
-        ids["$gt"] = filters.cursor
-    # Ids carry their creation second (repository.mint_id): a created_at range narrows the _id range.
-    # Past 2106 no id bound applies: the created_at condition alone decides.
-    floor = id_floor(filters.created_after) if filters.created_after is not None else None
-    if floor is not None and (filters.cursor is None or floor > filters.cursor):
-        ids = {"$gte": floor}
-    ceiling = id_ceiling(filters.created_before) if filters.created_before is not None else None
-    if ceiling is not None:
-        ids["$lt"] = ceiling
-    if ids:
-        query["_id"] = ids
-    return query
-
-
 @dataclasses.dataclass
 class _Plan:
     key: str
     outcome: str
     id: ObjectId | None = None
-    operation: InsertOne | UpdateOne | None = None
+    write: NewInvoice | InvoiceChange | None = None
     rev: str | None = None
-    insert: bool = False
 
 
 class InvoiceService:
@@ -125,7 +73,7 @@ class InvoiceService:
         """Store a batch whose invoices the shared contract (`bobdesk_shared.canonical`) checked.
 
         A batch of a full listing names it: its invoices are marked as listed by it."""
-        invoices = [stored_canonical(invoice) for invoice in canonical_invoices]
+        invoices = [canonical_invoice(invoice) for invoice in canonical_invoices]
         grant = self.authorizer.authorize(connection_id, fence)
         if listing is not None:
             self.invoices.start_listing(grant.connection, listing, self.clock())
@@ -136,7 +84,8 @@ class InvoiceService:
         if not keys:
             return summary
 
-        sirens = {invoice.content["supplier"]["siren"] for invoice in latest.values()} - {None}
+        contents = {key: stored_content(invoice) for key, invoice in latest.items()}
+        sirens = {invoice.siren for invoice in latest.values()} - {None}
         references = {invoice.order_reference for invoice in latest.values()} - {None}
         contractors, found_tickets = self.platform.matching_data(grant.client, sirens, references)
         tickets = index_tickets(found_tickets)
@@ -146,9 +95,9 @@ class InvoiceService:
         for _attempt in range(MAX_ATTEMPTS):
             now = self.clock()
             existing = self.invoices.find_for_ingest(grant.client, grant.provider, pending)
-            plans = [self._plan(key, latest.get(key), cancel_at.get(key), existing.get(key), grant, contractors,
-                                tickets, now, listing) for key in pending]
-            writes = [plan for plan in plans if plan.operation is not None]
+            plans = [self._plan(key, latest.get(key), contents.get(key), cancel_at.get(key), existing.get(key), grant,
+                                contractors, tickets, now, listing) for key in pending]
+            writes = [plan for plan in plans if plan.write is not None]
             losers = self._write(writes) if writes else set()
             done.update((plan.key, plan) for plan in plans if plan.key not in losers)
             pending = [key for key in pending if key in losers]
@@ -165,7 +114,7 @@ class InvoiceService:
                                        "outcome": plan.outcome})
         return summary
 
-    def _plan(self, key: str, invoice: CanonicalInvoice | None, cancel_at: dt.datetime | None,
+    def _plan(self, key: str, invoice: CanonicalInvoice | None, content: dict | None, cancel_at: dt.datetime | None,
               existing: dict | None, grant: IngestGrant, contractors, tickets, now: dt.datetime,
               listing: str | None = None) -> _Plan:
         rev = str(ObjectId())
@@ -174,7 +123,7 @@ class InvoiceService:
         already_deleted = bool(existing and existing.get("deleted"))
         deleted = already_deleted or cancel_at is not None
         cancelled = invoice.cancelled or deleted
-        supplier_id = match_supplier(invoice.supplier_siret, invoice.supplier_siren, contractors)
+        supplier_id = match_supplier(invoice.supplier_siret, invoice.siren, contractors)
         ticket_id, state = decide_link(
             cancelled=cancelled, manual=bool(existing and existing.get("manual_link")),
             current_ticket=existing.get("ticket_id") if existing else None,
@@ -187,21 +136,20 @@ class InvoiceService:
             derived["listing"] = listing
         if existing is None:
             invoice_id = mint_id(now)
-            document = {"_id": invoice_id, "client": grant.client, "provider": grant.provider, **invoice.content,
+            document = {"_id": invoice_id, "client": grant.client, "provider": grant.provider, **content,
                         **derived, "manual_link": False, "rev": rev, "created_at": now, "updated_at": now}
-            return _Plan(key, "created", invoice_id, InsertOne(document), rev, insert=True)
+            return _Plan(key, "created", invoice_id, NewInvoice(document), rev)
         if all(existing.get(name) == derived[name] for name in DERIVED_FIELDS):
             if listing is None or existing.get("listing") == listing:
                 return _Plan(key, "unchanged", existing["_id"])
             # Unchanged, but listed again: only the mark moves (same rev: nothing a reader sees changed).
-            mark = guarded_update(existing["_id"], existing.get("rev"), {"listing": listing})
+            mark = InvoiceChange(existing["_id"], existing.get("rev"), {"listing": listing})
             return _Plan(key, "unchanged", existing["_id"], mark, existing.get("rev"))
-        changes = {**invoice.content, **derived, "rev": rev}
+        changes = {**content, **derived, "rev": rev}
         if visible_changes(existing, changes):
             changes["updated_at"] = now
-        operation = guarded_update(existing["_id"], existing.get("rev"), changes)
         outcome = "cancelled" if cancel_at is not None and not already_deleted else "updated"
-        return _Plan(key, outcome, existing["_id"], operation, rev)
+        return _Plan(key, outcome, existing["_id"], InvoiceChange(existing["_id"], existing.get("rev"), changes), rev)
 
     @staticmethod
     def _plan_cancellation(key: str, cancel_at: dt.datetime, existing: dict | None, rev: str,
@@ -215,8 +163,8 @@ class InvoiceService:
         changes = {"deleted": True, "cancelled_at": cancel_at, "ticket_id": ticket_id, "state": state, "rev": rev}
         if state != existing.get("state") or ticket_id != existing.get("ticket_id"):
             changes["updated_at"] = now
-        operation = guarded_update(existing["_id"], existing.get("rev"), changes)
-        return _Plan(key, "cancelled", existing["_id"], operation, rev)
+        return _Plan(key, "cancelled", existing["_id"], InvoiceChange(existing["_id"], existing.get("rev"), changes),
+                     rev)
 
     def complete_listing(self, connection_id: str, fence: int, listing: str) -> dict:
         """A full listing ended: cancel the connection's invoices it did not list."""
@@ -230,10 +178,10 @@ class InvoiceService:
 
     def _write(self, writes: list[_Plan]) -> set[str]:
         """Apply every write in one command; the keys of the writes that lost a race."""
-        outcome = self.invoices.apply([plan.operation for plan in writes])
+        outcome = self.invoices.apply([plan.write for plan in writes])
         # A duplicate key: another batch inserted the invoice meanwhile; plan it again as an update.
         losers = {writes[index].key for index in outcome.duplicate_indexes}
-        updates = [plan for plan in writes if not plan.insert]
+        updates = [plan for plan in writes if isinstance(plan.write, InvoiceChange)]
         if updates and outcome.matched < len(updates):
             revisions = self.invoices.revisions([plan.id for plan in updates])
             losers.update(plan.key for plan in updates if revisions.get(plan.id) != plan.rev)
@@ -243,7 +191,7 @@ class InvoiceService:
 
     def list_invoices(self, client: ObjectId, filters: ListFilters) -> list[dict]:
         """One page for the public API and jarvis alike."""
-        return self.invoices.list_page(list_query(client, filters), filters.limit)
+        return self.invoices.list_page(client, filters)
 
     def get_invoice(self, client: ObjectId, invoice_id: str) -> dict:
         oid = parse_object_id(invoice_id)
@@ -273,7 +221,7 @@ class InvoiceService:
     def _decide_by_hand(self, client: ObjectId, invoice_id: ObjectId, ticket_id: ObjectId | None) -> dict:
         """A manual decision: later ingestions and reconciles keep it (`manual_link`)."""
         for _attempt in range(MAX_ATTEMPTS):
-            current = self.invoices.get(client, invoice_id, {"rev": 1, "ticket_id": 1, "state": 1})
+            current = self.invoices.link_state(client, invoice_id)
             if current is None:
                 raise NotFound("No such invoice.")
             cancelled = current.get("state") == CANCELLED

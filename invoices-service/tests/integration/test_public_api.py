@@ -10,9 +10,11 @@ from decimal import Decimal
 import pytest
 from bobdesk_devtools.testing import CommandCounter, public_token, service_token, user_token
 from bson import ObjectId
-from invoices_service.repository import InvoiceRepository, PlatformRepository, list_hint
+from invoices_service.domain import ListFilters
+from invoices_service.embedded_server import list_hint
+from invoices_service.repository import InvoiceRepository, PlatformRepository, list_query
 from invoices_service.schemas import MAX_MILLIS
-from invoices_service.services import InvoiceService, ListFilters, list_query
+from invoices_service.services import InvoiceService
 from pymongo import MongoClient
 
 T0 = dt.datetime(2024, 5, 1, 10, 0, 0, 250000, tzinfo=dt.UTC)

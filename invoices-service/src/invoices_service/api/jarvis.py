@@ -8,9 +8,9 @@ from bobdesk_shared.web import Blueprint
 from flask import g
 from flask.views import MethodView
 
-from ..domain import render_page, render_single
-from ..schemas import InvoiceEnvelopeSchema, InvoicePageSchema, LinkSchema, ListQuerySchema
-from . import filters_from, json_response, service
+from ..schemas import InvoiceEnvelopeSchema, LinkSchema
+from . import json_response, register_reads, service
+from .rendering import render_single
 
 blp = Blueprint("jarvis_invoices", __name__, url_prefix="/invoices",
                 description="Invoices for jarvis users (accounting permission).")
@@ -22,24 +22,8 @@ def authenticate():
     g.principal = require_user()
 
 
-
-@blp.route("")
-class Invoices(MethodView):
-    @blp.doc(security=USER_SECURITY)
-    @blp.arguments(ListQuerySchema, location="query", as_kwargs=False)
-    @blp.response(200, InvoicePageSchema)
-    def get(self, args):
-        """List the company's invoices (same filters and shapes as the public API)."""
-        return json_response(render_page(service().list_invoices(g.principal.client, filters_from(args))))
-
-
-@blp.route("/<invoice_id>")
-class Invoice(MethodView):
-    @blp.doc(security=USER_SECURITY)
-    @blp.response(200, InvoiceEnvelopeSchema)
-    def get(self, invoice_id):
-        """One invoice of the company."""
-        return json_response(render_single(service().get_invoice(g.principal.client, invoice_id)))
+register_reads(blp, USER_SECURITY, {401: {"description": "Missing, malformed or expired user token."},
+                                    403: {"description": "The user lacks the `accounting` permission."}})
 
 
 @blp.route("/<invoice_id>/link")
