@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 from bobdesk_shared.mongo import ensure_indexes
 from bson import ObjectId
@@ -33,6 +34,8 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
+
+from .domain import STAT_NAMES, PollOutcome
 
 LIVE = {"active": True, "deleted": False}
 
@@ -74,8 +77,20 @@ class ConnectionRepository:
     def get_for(self, client: ObjectId, connection_id: ObjectId) -> dict | None:
         return self.collection.find_one({"_id": connection_id, "client": client, "deleted": False})
 
-    def update_for(self, client: ObjectId, connection_id: ObjectId, update: dict) -> dict | None:
-        """The updated document, or None when it is not the company's or is deleted."""
+    def update_for(self, client: ObjectId, connection_id: ObjectId, fields: dict, *, secrets: dict | None = None,
+                   revoke_lease: bool = False) -> dict | None:
+        """Set `fields` and the sealed `secrets` (by name); the updated document, or None when it is not
+        the company's or is deleted."""
+        sets = {**fields, **{f"secrets.{name}": sealed for name, sealed in (secrets or {}).items()}}
+        return self._update_for(client, connection_id, _revoking({"$set": sets}) if revoke_lease else {"$set": sets})
+
+    def soft_delete(self, client: ObjectId, connection_id: ObjectId, now: dt.datetime) -> dict | None:
+        """Deleted, inactive, its secrets erased and its lease revoked; the record stays for the audit."""
+        return self._update_for(client, connection_id, _revoking({
+            "$set": {"deleted": True, "deleted_at": now, "active": False, "updated_at": now},
+            "$unset": {"secrets": ""}}))
+
+    def _update_for(self, client: ObjectId, connection_id: ObjectId, update: dict) -> dict | None:
         try:
             return self.collection.find_one_and_update(
                 {"_id": connection_id, "client": client, "deleted": False}, update,
@@ -96,18 +111,60 @@ class ConnectionRepository:
             {"$set": {"lease": lease}, "$inc": {"fence": 1}},
             sort=[("next_poll_at", ASCENDING)], hint="due", return_document=ReturnDocument.AFTER)
 
-    def update_leased(self, connection_id: ObjectId, fence: int, update: dict, *,
-                      live_lease_at: dt.datetime | None = None) -> dict | None:
+    @staticmethod
+    def checkpoint_of(doc: dict) -> dict | None:
+        """The provider's checkpoint, stored as the worker's JSON text (the services never read it)."""
+        stored = doc.get("checkpoint_json")
+        return json.loads(stored) if stored else None
+
+    def renew_lease(self, connection_id: ObjectId, fence: int, expires_at: dt.datetime,
+                    checkpoint: dict | None) -> dict | None:
+        sets = {"lease.expires_at": expires_at}
+        if checkpoint is not None:
+            sets["checkpoint_json"] = _checkpoint_json(checkpoint)
+        return self._update_leased(connection_id, fence, {"$set": sets})
+
+    def release_lease(self, connection_id: ObjectId, fence: int) -> dict | None:
+        return self._update_leased(connection_id, fence, {"$set": {"lease": None}})
+
+    def record_poll(self, connection_id: ObjectId, fence: int, outcome: PollOutcome) -> dict | None:
+        """Store a poll's outcome and release the lease, while it is still held under `fence`."""
+        sets: dict = {"lease": None, "sync.last_run": outcome.run, "next_poll_at": outcome.next_poll_at,
+                      "sync.consecutive_failures": outcome.consecutive_failures}
+        if outcome.checkpoint is not None:
+            sets["checkpoint_json"] = _checkpoint_json(outcome.checkpoint)
+        if outcome.succeeded_at is not None:
+            sets.update({"last_polled_at": outcome.succeeded_at, "updated_at": outcome.succeeded_at,
+                         "sync.last_success_at": outcome.succeeded_at})
+        if outcome.error is not None:
+            sets["sync.last_error"] = outcome.error
+        update: dict = {"$set": sets, "$inc": {"sync.invoices_ingested": outcome.ingested}}
+        if outcome.resync_counts:
+            update["$inc"].update({f"resync.{name}": count for name, count in outcome.resync_counts.items()})
+        if outcome.resync_done is not None:
+            sets["sync.last_resync"] = outcome.resync_done
+            update["$unset"] = {"resync": ""}
+        return self._update_leased(connection_id, fence, update)
+
+    def start_resync(self, connection_id: ObjectId, fence: int, now: dt.datetime) -> dict | None:
+        """The claimed connection's full resync begins: no checkpoint, counts from zero."""
+        return self._update_leased(connection_id, fence, {"$set": {
+            "resync.started_at": now, "checkpoint_json": None, **{f"resync.{name}": 0 for name in STAT_NAMES}}})
+
+    def count_webhook(self, connection_id: ObjectId, ingested: int, at: dt.datetime) -> dict | None:
+        """Count a webhook delivery into the sync status (of a connection not deleted)."""
+        return self.collection.find_one_and_update(
+            {"_id": connection_id, "deleted": False},
+            {"$set": {"sync.last_webhook_at": at},
+             "$inc": {"sync.invoices_ingested": ingested, "sync.webhook_events": 1}},
+            return_document=ReturnDocument.AFTER)
+
+    def _update_leased(self, connection_id: ObjectId, fence: int, update: dict) -> dict | None:
         """Apply `update` only while the connection is live and leased under `fence` (the fencing
         check and the write are one atomic operation); the document after, or None when refused."""
-        query = {"_id": connection_id, **LIVE, "fence": fence, "lease": {"$ne": None}}
-        if live_lease_at is not None:
-            query["lease.expires_at"] = {"$gt": live_lease_at}
-        return self.collection.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
-
-    def update_by_id(self, connection_id: ObjectId, update: dict, *, live_only: bool = True) -> dict | None:
-        query = {"_id": connection_id, **LIVE} if live_only else {"_id": connection_id, "deleted": False}
-        return self.collection.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+        return self.collection.find_one_and_update(
+            {"_id": connection_id, **LIVE, "fence": fence, "lease": {"$ne": None}}, update,
+            return_document=ReturnDocument.AFTER)
 
     # --- key rotation ----------------------------------------------------------------------
 
@@ -119,3 +176,14 @@ class ConnectionRepository:
         query = {"_id": connection_id, **{f"secrets.{field}.ct": sealed["ct"] for field, sealed in old.items()}}
         update = {"$set": {f"secrets.{field}": sealed for field, sealed in new.items()}}
         return self.collection.update_one(query, update).modified_count == 1
+
+
+def _revoking(update: dict) -> dict:
+    """`update`, also taking the lease away from whoever holds it, for good: the fence moves, so the
+    holder's next heartbeat, batch or result is refused."""
+    return {**update, "$set": {**update.get("$set", {}), "lease": None},
+            "$inc": {**update.get("$inc", {}), "fence": 1}}
+
+
+def _checkpoint_json(checkpoint: dict) -> str:
+    return json.dumps(checkpoint, separators=(",", ":"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import logging
+from collections.abc import Callable
 
 from bobdesk_shared.crypto import DecryptionError, KeyRing, associated_data
 from bobdesk_shared.errors import BadRequest, Conflict, NotFound
@@ -70,6 +70,15 @@ def _id(value: str) -> ObjectId:
     return parsed
 
 
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """A leased connection, with its decrypted API key and the provider's checkpoint."""
+
+    doc: dict
+    api_key: str
+    checkpoint: dict | None
+
+
 @dataclasses.dataclass
 class ConnectionService:
     """What an accounting user of a company does (every call is scoped to `client`)."""
@@ -109,21 +118,12 @@ class ConnectionService:
         current = self.get(client, connection_id)
         if "webhookSecret" in changes:
             _refuse_webhook_secret_unless_supported(current["provider"])
-        now = utcnow()
-        sets: dict = {"updated_at": now}
-        for field in ("apiKey", "webhookSecret"):
-            if field in changes:
-                sets[f"secrets.{field}"] = self.secrets.seal(current["_id"], field, changes[field])
-        update: dict = {"$set": sets}
-        if "apiKey" in changes or (changes.get("active") is True and not current["active"]):
-            # A new key or a re-activation is worth a poll at once (a bad key waits for no backoff).
-            sets["next_poll_at"] = now
-        if "active" in changes:
-            sets["active"] = changes["active"]
-            if changes["active"] is False:
-                update = domain.with_lease_revoked(update)
+        fields, revoke_lease = domain.connection_changes(current, changes, utcnow())
+        sealed = {field: self.secrets.seal(current["_id"], field, changes[field])
+                  for field in ("apiKey", "webhookSecret") if field in changes}
         try:
-            doc = self.repository.update_for(client, current["_id"], update)
+            doc = self.repository.update_for(client, current["_id"], fields, secrets=sealed,
+                                             revoke_lease=revoke_lease)
         except ActiveConnectionExists:
             raise self._active_exists(current["provider"]) from None
         if doc is None:  # deleted meanwhile
@@ -135,17 +135,10 @@ class ConnectionService:
 
     def delete(self, client: ObjectId, connection_id: str) -> None:
         """Soft delete: the secrets are erased, the lease revoked; the record stays for the audit."""
-        now = utcnow()
-        update = domain.with_lease_revoked({
-            "$set": {"deleted": True, "deleted_at": now, "active": False, "updated_at": now},
-            "$unset": {"secrets": ""}})
-        if self.repository.update_for(client, _id(connection_id), update) is None:
+        if self.repository.soft_delete(client, _id(connection_id), utcnow()) is None:
             raise _not_found()
         CHANGES.labels("delete").inc()
         log.info("connection deleted", extra={"connection": connection_id, "client": str(client)})
-
-    def sync_status(self, client: ObjectId, connection_id: str) -> dict:
-        return domain.sync_view(self.get(client, connection_id), utcnow())
 
     def poll_now(self, client: ObjectId, connection_id: str, full: bool = False) -> dict:
         """Make the connection due at once; `full`: its next poll lists everything from no checkpoint
@@ -154,13 +147,13 @@ class ConnectionService:
         if not current["active"]:
             raise Conflict("The connection is inactive; activate it to poll.", code="connection_inactive")
         now = utcnow()
-        update = {"$set": {"next_poll_at": now, "poll_requested_at": now}}
+        fields = {"next_poll_at": now, "poll_requested_at": now}
         if full:
-            update["$set"].update(domain.resync_request(now)["$set"])
-        doc = self.repository.update_for(client, current["_id"], update)
+            fields["resync"] = domain.new_resync(now)
+        doc = self.repository.update_for(client, current["_id"], fields)
         if doc is None:
             raise _not_found()
-        return domain.sync_view(doc, now)
+        return doc
 
     @staticmethod
     def _active_exists(provider: str) -> Conflict:
@@ -180,7 +173,7 @@ class WorkerService:
     secrets: SecretBox
     poll_interval_seconds: int
 
-    def claim(self, worker: str, lease_seconds: int) -> dict | None:
+    def claim(self, worker: str, lease_seconds: int) -> Claim | None:
         now = utcnow()
         while True:
             lease = {"owner": worker, "claimed_at": now, "expires_at": now + dt.timedelta(seconds=lease_seconds)}
@@ -195,19 +188,17 @@ class WorkerService:
                 self._fail_unreadable(doc, exc)
                 continue
             if domain.resync_pending(doc):
-                doc = self.repository.update_leased(doc["_id"], doc["fence"], domain.resync_start(now)) or doc
+                doc = self.repository.start_resync(doc["_id"], doc["fence"], now) or doc
                 log.info("full resync started", extra={"connection": str(doc["_id"])})
             CLAIMS.labels("claimed").inc()
             log.info("connection claimed", extra={"connection": str(doc["_id"]), "worker": worker,
                                                   "fence": doc["fence"]})
-            return domain.claim_view(doc, api_key)
+            return Claim(doc, api_key, self.repository.checkpoint_of(doc))
 
     def heartbeat(self, connection_id: str, fence: int, lease_seconds: int, checkpoint: dict | None) -> dict:
-        now = utcnow()
-        sets = {"lease.expires_at": now + dt.timedelta(seconds=lease_seconds)}
-        if checkpoint is not None:
-            sets["checkpoint_json"] = json.dumps(checkpoint, separators=(",", ":"))
-        doc = self._leased_update("heartbeat", connection_id, fence, {"$set": sets})
+        expires_at = utcnow() + dt.timedelta(seconds=lease_seconds)
+        doc = self._leased("heartbeat", connection_id, fence,
+                           lambda oid: self.repository.renew_lease(oid, fence, expires_at, checkpoint))
         return {"lease_expires_at": iso_ms(doc["lease"]["expires_at"]), "api_key": self._api_key(doc)}
 
     def report(self, connection_id: str, fence: int, result: dict) -> dict:
@@ -215,8 +206,9 @@ class WorkerService:
         oid = _id(connection_id)
         current = self._check_lease("poll-result", oid, fence)
         now = utcnow()
-        update = domain.poll_result_update(current, result, now, self.poll_interval_seconds)
-        doc = self._leased_update("poll-result", connection_id, fence, update)
+        outcome = domain.poll_outcome(current, result, now, self.poll_interval_seconds)
+        doc = self._leased("poll-result", connection_id, fence,
+                           lambda oid: self.repository.record_poll(oid, fence, outcome))
         kind = result["error"]["kind"] if result["outcome"] == "failure" else ""
         POLL_RESULTS.labels(doc["provider"], result["outcome"], kind).inc()
         log.info("poll reported", extra={"connection": connection_id, "outcome": result["outcome"], "kind": kind,
@@ -224,7 +216,7 @@ class WorkerService:
         return {"next_poll_at": iso_ms(doc["next_poll_at"])}
 
     def release(self, connection_id: str, fence: int) -> None:
-        self._leased_update("release", connection_id, fence, {"$set": {"lease": None}})
+        self._leased("release", connection_id, fence, lambda oid: self.repository.release_lease(oid, fence))
 
     def authorize_ingest(self, connection_id: str, fence: int | None) -> dict:
         """Whether a batch for this connection may be stored now (with the lease's fence, or a webhook's)."""
@@ -258,8 +250,7 @@ class WorkerService:
                 "webhook_secret": webhook_secret, "api_key": api_key}
 
     def webhook_result(self, connection_id: str, counts: dict) -> None:
-        update = domain.webhook_result_update(counts, utcnow())
-        if self.repository.update_by_id(_id(connection_id), update, live_only=False) is None:
+        if self.repository.count_webhook(_id(connection_id), domain.ingested(counts), utcnow()) is None:
             raise _not_found()
 
     # --- helpers -----------------------------------------------------------------------------
@@ -271,9 +262,10 @@ class WorkerService:
             raise self._refuse("heartbeat", Conflict(
                 "The stored API key cannot be decrypted with CREDENTIALS_KEYS.", code="undecryptable_secret")) from None
 
-    def _leased_update(self, call: str, connection_id: str, fence: int, update: dict) -> dict:
+    def _leased(self, call: str, connection_id: str, fence: int, write: Callable[[ObjectId], dict | None]) -> dict:
+        """`write`'s document, done while the lease under `fence` holds; the refusal that says why otherwise."""
         oid = _id(connection_id)
-        doc = self.repository.update_leased(oid, fence, update)
+        doc = write(oid)
         if doc is None:
             self._check_lease(call, oid, fence)
             raise self._refuse(call, _lease_lost())  # the lease changed between the check and the write
@@ -300,6 +292,6 @@ class WorkerService:
         result = {"outcome": "failure", "retry_after_seconds": None,
                   "error": {"kind": "internal", "message": f"the stored API key cannot be decrypted ({exc}); "
                                                            "set the key again or restore CREDENTIALS_KEYS"}}
-        update = domain.poll_result_update(doc, result, now, self.poll_interval_seconds)
-        self.repository.update_leased(doc["_id"], doc["fence"], update)
+        self.repository.record_poll(doc["_id"], doc["fence"],
+                                    domain.poll_outcome(doc, result, now, self.poll_interval_seconds))
         log.error("stored API key cannot be decrypted", extra={"connection": str(doc["_id"]), "error": str(exc)})

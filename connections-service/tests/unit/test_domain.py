@@ -1,4 +1,4 @@
-"""Rules of a connection: its view, its lease, how poll outcomes schedule the next poll."""
+"""Rules of a connection (its lease, what a change and a poll outcome decide) and how the API renders it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from bobdesk_shared.timeutil import utcnow
 from bson import ObjectId
 from connections_service import domain
+from connections_service.api.rendering import connection_view, sync_view
 
 NOW = dt.datetime(2024, 6, 22, 9, 0, tzinfo=dt.UTC)
 SEALED = {"kid": "k1", "ct": b"opaque"}
@@ -23,7 +24,7 @@ def connection(**overrides):
 
 def test_view_has_exactly_the_seed_properties_and_no_secret():
     doc = connection(secrets={"apiKey": SEALED, "webhookSecret": SEALED})
-    view = domain.connection_view(doc)
+    view = connection_view(doc)
     assert list(view) == ["id", "client", "provider", "active", "hasCredentials", "hasWebhookSecret",
                           "lastPolledAt", "createdAt", "updatedAt"]
     assert view["hasCredentials"] is True and view["hasWebhookSecret"] is True
@@ -33,7 +34,7 @@ def test_view_has_exactly_the_seed_properties_and_no_secret():
 
 
 def test_view_tells_absent_secrets():
-    view = domain.connection_view(connection(secrets={}))
+    view = connection_view(connection(secrets={}))
     assert view["hasCredentials"] is False and view["hasWebhookSecret"] is False
 
 
@@ -42,9 +43,15 @@ def test_a_new_active_connection_is_due_at_once_and_unleased():
     assert doc["next_poll_at"] == NOW and doc["lease"] is None and doc["fence"] == 0
 
 
-def test_revoking_a_lease_keeps_the_rest_of_the_update():
-    update = domain.with_lease_revoked({"$set": {"active": False}, "$unset": {"secrets": ""}})
-    assert update == {"$set": {"active": False, "lease": None}, "$unset": {"secrets": ""}, "$inc": {"fence": 1}}
+def test_a_change_decides_the_fields_and_whether_the_lease_is_revoked():
+    active, inactive = connection(), connection(active=False)
+    assert domain.connection_changes(active, {"active": False}, NOW) == ({"updated_at": NOW, "active": False}, True)
+    assert domain.connection_changes(inactive, {"active": True}, NOW) == (
+        {"updated_at": NOW, "next_poll_at": NOW, "active": True}, False)
+    assert domain.connection_changes(active, {"active": True}, NOW) == ({"updated_at": NOW, "active": True}, False)
+    assert domain.connection_changes(active, {"apiKey": "k"}, NOW) == ({"updated_at": NOW, "next_poll_at": NOW},
+                                                                       False)
+    assert domain.connection_changes(active, {"webhookSecret": "s"}, NOW) == ({"updated_at": NOW}, False)
 
 
 def test_a_lease_holds_only_with_its_fence_until_it_expires():
@@ -80,40 +87,36 @@ STATS = {"pages": 2, "created": 3, "updated": 1, "unchanged": 7, "rejected": 1}
 
 def test_success_sets_last_polled_at_schedules_one_interval_later_and_releases():
     later = NOW + dt.timedelta(seconds=5)
-    update = domain.poll_result_update(leased(), {"outcome": "success", "checkpoint": {"cursor": "c2"},
-                                                  "stats": STATS, "duration_ms": 40}, later, 300)
-    sets = update["$set"]
-    assert sets["last_polled_at"] == sets["updated_at"] == sets["sync.last_success_at"] == later
-    assert sets["next_poll_at"] == later + dt.timedelta(seconds=300)
-    assert sets["lease"] is None and sets["sync.consecutive_failures"] == 0
-    assert json.loads(sets["checkpoint_json"]) == {"cursor": "c2"}
-    assert sets["sync.last_run"]["created"] == 3 and sets["sync.last_run"]["outcome"] == "success"
-    assert update["$inc"] == {"sync.invoices_ingested": 4}
+    outcome = domain.poll_outcome(leased(), {"outcome": "success", "checkpoint": {"cursor": "c2"},
+                                             "stats": STATS, "duration_ms": 40}, later, 300)
+    assert outcome.succeeded_at == later and outcome.error is None
+    assert outcome.next_poll_at == later + dt.timedelta(seconds=300)
+    assert outcome.consecutive_failures == 0
+    assert outcome.checkpoint == {"cursor": "c2"}
+    assert outcome.run == {"outcome": "success", "at": later, "duration_ms": 40, **STATS}
+    assert outcome.ingested == 4
 
 
 def test_a_poll_now_asked_during_the_poll_makes_the_next_one_due_at_once():
     later = NOW + dt.timedelta(seconds=5)
     doc = leased(poll_requested_at=NOW + dt.timedelta(seconds=1))
-    update = domain.poll_result_update(doc, {"outcome": "success", "checkpoint": {}}, later, 300)
-    assert update["$set"]["next_poll_at"] == later
+    assert domain.poll_outcome(doc, {"outcome": "success", "checkpoint": {}}, later, 300).next_poll_at == later
 
 
 def test_failure_records_the_error_counts_it_and_never_sets_last_polled_at():
     result = {"outcome": "failure", "error": {"kind": "throttled", "message": "429"}, "retry_after_seconds": 90}
-    update = domain.poll_result_update(leased(), result, NOW, 60, random.Random(0))
-    sets = update["$set"]
-    assert "last_polled_at" not in sets and "updated_at" not in sets
-    assert sets["sync.consecutive_failures"] == 3
-    assert sets["sync.last_error"] == {"kind": "throttled", "message": "429", "at": NOW}
-    assert sets["next_poll_at"] >= NOW + dt.timedelta(seconds=90)
-    assert "checkpoint_json" not in sets and sets["lease"] is None
+    outcome = domain.poll_outcome(leased(), result, NOW, 60, random.Random(0))
+    assert outcome.succeeded_at is None
+    assert outcome.consecutive_failures == 3
+    assert outcome.error == {"kind": "throttled", "message": "429", "at": NOW}
+    assert outcome.next_poll_at >= NOW + dt.timedelta(seconds=90)
+    assert outcome.checkpoint is None
 
 
 def test_a_failure_keeps_the_progress_made_before_it():
     result = {"outcome": "failure", "error": {"kind": "provider_error", "message": "503"},
               "checkpoint": {"cursor": "half"}}
-    sets = domain.poll_result_update(leased(), result, NOW, 60)["$set"]
-    assert json.loads(sets["checkpoint_json"]) == {"cursor": "half"}
+    assert domain.poll_outcome(leased(), result, NOW, 60).checkpoint == {"cursor": "half"}
 
 
 def test_sync_view_reports_the_last_run_error_and_schedule():
@@ -121,15 +124,15 @@ def test_sync_view_reports_the_last_run_error_and_schedule():
                  sync={"consecutive_failures": 1, "invoices_ingested": 12, "last_success_at": NOW,
                        "last_error": {"kind": "bad_credentials", "message": "401", "at": NOW},
                        "last_run": {"outcome": "failure", "at": NOW, "duration_ms": 12, **STATS}})
-    view = domain.sync_view(doc, NOW)
+    view = sync_view(doc, NOW)
     assert view["polling"] is True
     assert view["lastError"] == {"kind": "bad_credentials", "message": "401", "at": "2024-06-22T09:00:00.000Z"}
     assert view["nextPollAt"] == "2024-06-22T09:01:00.000Z"
     assert view["invoicesIngested"] == 12 and view["consecutiveFailures"] == 1
     assert view["lastRun"]["durationMs"] == 12 and view["lastRun"]["rejected"] == 1
-    assert domain.sync_view({**doc, "active": False}, NOW)["nextPollAt"] is None
+    assert sync_view({**doc, "active": False}, NOW)["nextPollAt"] is None
 
 
 def test_sync_view_of_a_new_connection():
-    view = domain.sync_view(connection(), utcnow())
+    view = sync_view(connection(), utcnow())
     assert view["lastRun"] is None and view["lastError"] is None and view["polling"] is False

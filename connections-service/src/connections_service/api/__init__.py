@@ -1,4 +1,5 @@
-"""HTTP views: the seed's `/invoice-connections` (jarvis users) and `/internal/connections` (workers)."""
+"""HTTP views: `/invoice-connections` (jarvis users) and `/internal/connections` (workers); rendering.py
+shapes what they answer."""
 
 from __future__ import annotations
 
@@ -17,5 +18,5 @@ def worker_service() -> WorkerService:
 
 
 def error(blp, status: int, description: str):
-    """Document an error answer (CONTRACTS section 4 shape)."""
+    """Document an error answer (the shared `{"error": {"code", "message"}}` shape)."""
     return blp.alt_response(status, schema=ErrorSchema, description=description)

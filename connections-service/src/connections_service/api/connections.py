@@ -1,15 +1,17 @@
-"""`/invoice-connections`, exactly as the seed specifies, plus each connection's sync status.
+"""`/invoice-connections` (the connection resource of the jarvis API), plus each connection's sync status.
 User token (cookie `session` or Bearer) with the `accounting` permission; scoped to its company."""
 
 from __future__ import annotations
 
 from bobdesk_shared.auth import USER_SECURITY, require_user
+from bobdesk_shared.timeutil import utcnow
 from bobdesk_shared.web import Blueprint
 from flask import g
 from flask.views import MethodView
 
-from .. import domain, schemas
+from .. import schemas
 from . import connection_service, error
+from .rendering import connection_view, sync_view
 
 blp = Blueprint("invoice_connections", __name__, url_prefix="/invoice-connections",
                 description="A company's connections to its accounts-payable providers. Secrets are write-only.")
@@ -40,7 +42,7 @@ class Connections(MethodView):
         """List connections
 
         All connections of the authenticated company, active and inactive, oldest first."""
-        return [domain.connection_view(doc) for doc in connection_service().list(g.principal.client)]
+        return [connection_view(doc) for doc in connection_service().list(g.principal.client)]
 
     @_documented
     @error(blp, 400, INVALID)
@@ -55,7 +57,7 @@ class Connections(MethodView):
         and `hasWebhookSecret` tell their presence. An active connection is polled at once."""
         doc = connection_service().create(g.principal.client, body["provider"], body["apiKey"],
                                    body.get("webhookSecret"), body["active"])
-        return domain.connection_view(doc)
+        return connection_view(doc)
 
 
 @blp.route("/<connection_id>")
@@ -73,7 +75,7 @@ class Connection(MethodView):
         Rotate the API key, replace the webhook secret, or enable/disable the connection; at least
         one field. `provider` and `client` cannot change. Disabling stops polling and webhook
         processing at once; a new key or a re-activation is polled at once."""
-        return domain.connection_view(connection_service().update(g.principal.client, connection_id, body))
+        return connection_view(connection_service().update(g.principal.client, connection_id, body))
 
     @_documented
     @error(blp, 404, NOT_FOUND)
@@ -97,7 +99,7 @@ class ConnectionSync(MethodView):
         """Sync status
 
         Last success, last error and when, consecutive failures, next poll, invoices ingested."""
-        return connection_service().sync_status(g.principal.client, connection_id)
+        return sync_view(connection_service().get(g.principal.client, connection_id), utcnow())
 
     @_documented
     @error(blp, 404, NOT_FOUND)
@@ -113,4 +115,5 @@ class ConnectionSync(MethodView):
         With `{"full": true}`: the next poll starts from no checkpoint, lists everything the provider
         holds and cancels the invoices it no longer has; `resync` in the sync status shows it until it
         is done (then `lastResync`), with its counts."""
-        return connection_service().poll_now(g.principal.client, connection_id, full=body.get("full", False))
+        doc = connection_service().poll_now(g.principal.client, connection_id, full=body.get("full", False))
+        return sync_view(doc, utcnow())

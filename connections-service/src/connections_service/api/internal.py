@@ -11,6 +11,7 @@ from flask.views import MethodView
 
 from .. import schemas
 from . import error, worker_service
+from .rendering import claim_view
 
 blp = Blueprint("internal_connections", __name__, url_prefix="/internal/connections",
                 description="For the ingest workers and invoices-service only (service token).")
@@ -42,7 +43,7 @@ class Claim(MethodView):
     def post(self, body):
         """Lease the most overdue due connection, with its decrypted API key, checkpoint and fence."""
         claimed = worker_service().claim(body["worker"], body["lease_seconds"])
-        return ("", 204) if claimed is None else {"connection": claimed}
+        return ("", 204) if claimed is None else {"connection": claim_view(claimed)}
 
 
 @blp.route("/<connection_id>/heartbeat")
