@@ -93,7 +93,8 @@ def test_success_sets_last_polled_at_schedules_one_interval_later_and_releases()
     assert outcome.next_poll_at == later + dt.timedelta(seconds=300)
     assert outcome.consecutive_failures == 0
     assert outcome.checkpoint == {"cursor": "c2"}
-    assert outcome.run == {"outcome": "success", "at": later, "duration_ms": 40, **STATS}
+    assert outcome.run == {"outcome": "success", "at": later, "duration_ms": 40,
+                           **dict.fromkeys(domain.STAT_NAMES, 0), **STATS}
     assert outcome.ingested == 4
 
 
@@ -136,3 +137,14 @@ def test_sync_view_reports_the_last_run_error_and_schedule():
 def test_sync_view_of_a_new_connection():
     view = sync_view(connection(), utcnow())
     assert view["lastRun"] is None and view["lastError"] is None and view["polling"] is False
+
+
+def test_a_running_full_resync_counts_each_poll_and_the_first_success_ends_it():
+    started = {**domain.new_resync(NOW), "started_at": NOW + dt.timedelta(seconds=1), "created": 2}
+    failure = {"outcome": "failure", "error": {"kind": "provider_error", "message": "503"}, "stats": STATS}
+    outcome = domain.poll_outcome(leased(resync=started), failure, NOW, 60)
+    assert outcome.resync_counts == {**dict.fromkeys(domain.STAT_NAMES, 0), **STATS} and outcome.resync_done is None
+    done = domain.poll_outcome(leased(resync=started), {"outcome": "success", "stats": STATS}, NOW, 60).resync_done
+    assert done["finished_at"] == NOW and done["created"] == 2 + STATS["created"]
+    pending = domain.poll_outcome(leased(resync=domain.new_resync(NOW)), {"outcome": "success"}, NOW, 60)
+    assert pending.resync_counts is None and pending.resync_done is None  # not started: the next claim starts it
