@@ -1,4 +1,4 @@
-"""Request and response schemas: the seed's connection view, the sync status, the internal API."""
+"""Request and response schemas: the connection resource, the sync status, the internal API."""
 
 from __future__ import annotations
 
@@ -47,10 +47,10 @@ class _Immutable(ma.fields.Field):
         raise ma.ValidationError(f"{attr} cannot be changed; create a new connection instead.")
 
 
-# --- the seed's resource ------------------------------------------------------------------------
+# --- the connection resource -----------------------------------------------------------------
 
 class ConnectionSchema(ma.Schema):
-    """The connection as every endpoint answers it: exactly the seed's nine properties."""
+    """The connection as every endpoint answers it: exactly nine properties, secrets never among them."""
 
     id = ma.fields.String(required=True, metadata={"description": "Unique identifier for the connection."})
     client = ma.fields.String(required=True, metadata={"description": "Company (tenant) id that owns it."})
@@ -97,7 +97,7 @@ class ConnectionUpdateSchema(StrictSchema):
             raise ma.ValidationError("Provide at least one of apiKey, webhookSecret, active.", "_schema")
 
 
-# --- sync status (beyond the seed) ------------------------------------------------------------
+# --- sync status ------------------------------------------------------------------------------
 
 class SyncErrorSchema(ma.Schema):
     kind = ma.fields.String(metadata={"enum": ["bad_credentials", "throttled", "provider_error", "invalid_data",

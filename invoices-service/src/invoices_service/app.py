@@ -21,13 +21,14 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = (5 << 20) + (64 << 10)  # a 5 MiB batch of invoices and its envelope
 
-DESCRIPTION = """Invoices ingested from accounting providers (CONTRACTS sections 3, 4, 6 and 7).
+DESCRIPTION = """Invoices ingested from accounting providers, matched to the company's contractors and tickets.
 
 - `/api/v3.0/invoices`: the public API (Bearer public token, scope `invoices:read`).
 - `/invoices`: jarvis (user token with the `accounting` permission), including manual ticket links.
 - `/internal/invoices`: batch ingestion and reconciliation (service token).
 
-Amounts are exact JSON numbers; dates are ISO-8601 UTC with milliseconds."""
+Amounts are exact JSON numbers; dates are ISO-8601 UTC with milliseconds; every error is
+`{"error": {"code", "message"}}`."""
 
 
 def create_app(settings: Settings | None = None, authorizer: IngestAuthorizer | None = None):
