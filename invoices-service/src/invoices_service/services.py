@@ -40,8 +40,8 @@ from .repository import (
     NewInvoice,
     PlatformRepository,
     mint_id,
-    stored_content,
 )
+from .stored_form import stored_content
 
 MAX_ATTEMPTS = 5
 # Compared with the stored invoice to tell "unchanged" from "updated" (content_hash covers the

@@ -1,4 +1,4 @@
-"""The stored form of a canonical invoice (repository) and what clients see of it (api/rendering.py);
+"""The stored form of a canonical invoice (stored_form.py) and what clients see of it (api/rendering.py);
 tests/integration/test_rendered_shape.py holds the rendering equal to the OpenAPI document."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from decimal import Decimal
 from bson import Decimal128, ObjectId
 from invoices_service.api.rendering import render_page, render_single
 from invoices_service.domain import canonical_invoice
-from invoices_service.repository import stored_content
+from invoices_service.stored_form import stored_content
 
 ACME = "73282932000074"
 
