@@ -4,12 +4,14 @@ Starts the embedded MongoDB (or uses MONGO_URI), the Yooz simulator and every
 component (see stack.py), then measures, in this order because each step
 builds the data of the next:
 
-  4. poller peak memory (VmHWM) after an initial sync of 2,000 invoices, then of 20,000;
+  4. poller peak memory (VmHWM) after an initial sync of 200 invoices, then of 20,000;
   3. that 20,000-invoice sync against a raw bulk insert of the same stored documents;
   6. database commands per ingested batch (sync average, and direct batches of 1/100/500);
-  1. the public list, 200 a page, against the raw pymongo query returning the same documents;
-  2. a page at depth 10,000 against the first page;
+  1. pages of 200 (first, deep, filtered) of both companies: HTTP minus the same find from
+     pymongo, in alternation (pages.py);
+  2. the deep page against the first page;
   6. database commands per list request;
+  7. 16 concurrent clients, pages of 50 from random cursors: errors, requests/s, p50/p99;
   5. webhook received -> invoice visible in the public API, p50/p99.
 
 Prints a table (figure, baseline, ratio, target, met) and writes the figures
@@ -29,14 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pages  # bench/ is the script's directory, first on sys.path
 import requests
 from bobdesk_devtools.testing import service_token, wait_until
 from bson import ObjectId
 from ingest_worker.providers.yooz import YoozAdapter
-from invoices_service.embedded_server import list_hint
-from invoices_service.repository import PUBLIC_PROJECTION
-from pymongo import ASCENDING, IndexModel
-from stack import Stack, peak_rss_mib  # bench/ is the script's directory, first on sys.path
+from pymongo import IndexModel
+from stack import Stack, metric_total, peak_rss_mib
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,20 +52,16 @@ def median_seconds(action, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def percentile(samples: list[float], fraction: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 class Bench:
-    def __init__(self, stack: Stack, invoices: int, small: int, repeats: int, webhooks: int):
+    def __init__(self, stack: Stack, args: argparse.Namespace):
         self.stack = stack
-        self.invoices = invoices
-        self.small = small
-        self.repeats = repeats
-        self.webhooks = webhooks
+        self.invoices, self.small = args.invoices, args.small
+        self.repeats, self.webhooks = args.repeats, args.webhooks
+        self.clients, self.load_seconds = args.clients, args.load_seconds
         self.rows: list[dict] = []
-        self.company: ObjectId | None = None  # the company of the large sync, listed by 1 and 2
+        # The companies of the two syncs, listed by 1, 2, 6 and 7.
+        self.company: ObjectId | None = None
+        self.small_company: ObjectId | None = None
 
     def row(self, scenario: str, figure: float, unit: str, target: str, met: bool | None, *,
             baseline: float | None = None, ratio: float | None = None, note: str = "") -> None:
@@ -79,12 +76,15 @@ class Bench:
         """One fresh poller, one new connection of `count` invoices: duration, peak memory, commands."""
         account = self.stack.account(count)
         company = ObjectId()
-        poller = self.stack.start_poller()
+        poller, poller_url = self.stack.start_poller()
         commands, batches = self.stack.invoices_commands(), self.stack.batches_stored()
         started = time.perf_counter()
         connection = self.stack.create_connection(company, account)
-        wait_until(lambda: self.stack.last_polled_at(company, connection["id"]), 600, 0.1, "the initial sync")
+        # The poller's own counter says when the poll ended, without a database read while it runs.
+        wait_until(lambda: metric_total(poller_url, "ingest_polls", outcome="success"), 600, 0.05, "the initial sync")
         seconds = time.perf_counter() - started
+        if not self.stack.last_polled_at(company, connection["id"]):
+            raise RuntimeError("the poll succeeded but the connection has no lastPolledAt")
         peak = peak_rss_mib(poller.pid)
         commands = self.stack.invoices_commands() - commands
         batches = self.stack.batches_stored() - batches
@@ -114,14 +114,14 @@ class Bench:
     def initial_sync(self) -> None:
         small = self.sync(self.small)
         large = self.sync(self.invoices)
-        self.company = large["company"]
+        self.company, self.small_company = large["company"], small["company"]
         self.stack.delete_connection(small["company"], small["connection"])
         self.stack.delete_connection(large["company"], large["connection"])
 
         raw = self.raw_bulk_insert_seconds(large["company"])
         ratio = large["seconds"] / raw
         self.row(f"3. initial sync of {self.invoices:,} invoices (simulator -> poller -> store)", large["seconds"],
-                 "s", "<= 5x raw bulk insert", ratio <= 5, baseline=raw, ratio=ratio,
+                 "s", "<= 1.5x raw bulk insert", ratio <= 1.5, baseline=raw, ratio=ratio,
                  note=f"{self.invoices / large['seconds']:,.0f} invoices/s; baseline: insert_many of the "
                       f"stored documents into a collection with the same indexes")
         growth = large["peak_mib"] - small["peak_mib"]
@@ -171,54 +171,53 @@ class Bench:
                  "commands (worst)",
                  "<= 4", worst <= 4, note=", ".join(f"{k}: {v:.0f}" for k, v in counts.items()))
 
-    # --- 1, 2 and 6: the public list --------------------------------------------------------------------
+    # --- 1, 2, 6 and 7: the public list ------------------------------------------------------------
 
     def listing(self) -> None:
-        company, stack = self.company, self.stack
-        first = stack.list_invoices(company, limit=200)
-        assert len(first["invoices"]) == 200
-
-        query = {"client": company}
-        raw_ids: list[str] = []
-
-        assert list_hint(query) is None  # the baseline is the same plan: the planner's own
-
-        def raw_first_page():
-            raw_ids[:] = [str(d["_id"]) for d in stack.invoices_db.invoices.find(
-                query, PUBLIC_PROJECTION, sort=[("_id", ASCENDING)], limit=200, batch_size=200)]
-
-        raw = median_seconds(raw_first_page, self.repeats)
-        assert raw_ids == [i["id"] for i in first["invoices"]], "the baseline must return the same documents"
-        api = median_seconds(lambda: stack.list_invoices(company, limit=200), self.repeats)
-        self.row("1. public list, 200 a page (HTTP, median)", api * 1000, "ms", "<= 2x raw pymongo",
-                 api / raw <= 2, baseline=raw * 1000, ratio=api / raw,
-                 note=f"median of {self.repeats}; baseline: the same find (filter, sort, projection, "
-                      f"limit, index) from pymongo")
-
-        depth = self.invoices // 2
-        cursor = str(stack.invoices_db.invoices.find({"client": company}, {"_id": 1}, sort=[("_id", ASCENDING)],
-                                                      skip=depth - 1, limit=1).next()["_id"])
-        deep_page = stack.list_invoices(company, limit=200, cursor=cursor)
-        assert len(deep_page["invoices"]) == 200
-        deep = median_seconds(lambda: stack.list_invoices(company, limit=200, cursor=cursor), self.repeats)
-        self.row(f"2. page at depth {depth:,} vs the first page (HTTP, median)", deep * 1000, "ms",
-                 "<= 1.3x first page", deep / api <= 1.3, baseline=api * 1000, ratio=deep / api)
-
+        """Pages of 200 for a company of `small` and one of `invoices`: what the API adds to the query."""
+        collection = self.stack.invoices_db.invoices
+        for company, size in ((self.small_company, self.small), (self.company, self.invoices)):
+            client = pages.Client(self.stack.invoices_url, company)
+            timings = {kind: pages.time_page(client, collection, company, params, self.repeats,
+                                             self.stack.invoices_url)
+                       for kind, params in pages.page_kinds(collection, company).items()}
+            client.close()
+            for kind, timing in timings.items():
+                self.row(f"1. {size:,} invoices, {kind} (HTTP - same find from pymongo)", timing.difference_ms,
+                         "ms more", "<= 5 ms more", timing.difference_ms <= 5, baseline=timing.raw_ms,
+                         note=f"HTTP {timing.http_ms:,.1f} ms, pymongo {timing.raw_ms:,.1f} ms, "
+                              f"{timing.invoices} invoices; medians of {self.repeats}, in alternation; "
+                              f"HTTP minus the service's own find: {timing.outside_query_ms:.1f} ms")
+        first, deep = (timings[kind] for kind in list(timings)[:2])
+        self.row(f"2. {list(timings)[1]} vs the first page (HTTP, median)", deep.http_ms, "ms",
+                 "<= 1.3x first page", deep.http_ms / first.http_ms <= 1.3, baseline=first.http_ms,
+                 ratio=deep.http_ms / first.http_ms)
         counts = []
-        for params in ({"limit": 200}, {"limit": 200, "cursor": cursor}, {"limit": 50, "association": "unmatched"},
-                       {"limit": 10, "provider": "yooz", "updated_after": 0}):
-            before = stack.invoices_commands()
-            stack.list_invoices(company, **params)
-            counts.append(stack.invoices_commands() - before)
+        for params in pages.page_kinds(collection, self.company).values():
+            before = self.stack.invoices_commands()
+            self.stack.list_invoices(self.company, **params)
+            counts.append(self.stack.invoices_commands() - before)
         # The page's find, and the count of the company's budget (the public API's rate limit).
         self.row("6. database commands per list request", max(counts), "commands (worst)", "exactly 2",
-                 all(c == 2 for c in counts), note=f"first, deep, unmatched, filtered: {counts}")
+                 all(c == 2 for c in counts), note=f"first, deep, filtered: {counts}")
+
+    def concurrent_load(self) -> None:
+        """16 clients at once, pages of 50 from random cursors, on each company."""
+        for company, size in ((self.small_company, self.small), (self.company, self.invoices)):
+            figures = pages.load(self.stack.invoices_url, self.stack.invoices_db.invoices, company,
+                                 self.clients, self.load_seconds)
+            label = f"7. {self.clients} clients, pages of 50, {size:,} invoices"
+            self.row(f"{label}: errors", figures.errors, "errors", "0", figures.errors == 0,
+                     note=f"{figures.requests} requests in {self.load_seconds:.0f} s {figures.first_error}".strip())
+            self.row(f"{label}: throughput", figures.per_second, "requests/s", "", None)
+            self.row(f"{label}: p50 / p99", figures.p50_ms, "ms", "", None, baseline=figures.p99_ms,
+                     note="baseline column: p99")
 
     # --- 5: webhook to visible ------------------------------------------------------------------------
 
     def webhooks_latency(self) -> None:
         stack = self.stack
-        poller = stack.start_poller()  # also drains webhook events, as in production
+        poller, _ = stack.start_poller()  # also drains webhook events, as in production
         account = stack.account(1)
         company = ObjectId()
         connection = stack.create_connection(company, account, webhooks=True)
@@ -237,7 +236,7 @@ class Bench:
                                self.repeats)
         stack.stop_process(poller)
         stack.delete_connection(company, connection["id"])
-        p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
+        p50, p99 = pages.percentile(samples, 0.5), pages.percentile(samples, 0.99)
         self.row("5. webhook received -> visible in the public API, p50", p50 * 1000, "ms", "", None,
                  baseline=floor * 1000, note=f"{self.webhooks} events one after another; baseline: one "
                                              f"public list request (the visibility check itself)")
@@ -245,6 +244,7 @@ class Bench:
                  p99 <= 0.5, baseline=floor * 1000)
 
 
+STEPS = ("initial_sync", "batch_commands", "listing", "concurrent_load", "webhooks_latency")
 MET = {True: "yes", False: "NO", None: ""}  # None: a figure reported without a target of its own
 
 
@@ -265,8 +265,12 @@ def print_table(rows: list[dict]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--invoices", type=int, default=20_000, help="the large initial sync (default 20000)")
-    parser.add_argument("--small", type=int, default=2_000, help="the small initial sync (default 2000)")
-    parser.add_argument("--repeats", type=int, default=9, help="requests per median (default 9)")
+    parser.add_argument("--small", type=int, default=200, help="the small initial sync (default 200)")
+    parser.add_argument("--repeats", type=int, default=15, help="rounds per median (default 15)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients of 7 (default 16)")
+    parser.add_argument("--load-seconds", type=float, default=15, help="duration of each load of 7 (default 15)")
+    parser.add_argument("--steps", default=",".join(STEPS),
+                        help=f"comma-separated subset of {','.join(STEPS)} (initial_sync is always run first)")
     parser.add_argument("--webhooks", type=int, default=100, help="webhook events timed (default 100)")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
     args = parser.parse_args()
@@ -276,12 +280,13 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bobdesk-bench-"))
     started = time.monotonic()
     stack = Stack(workdir, os.environ.get("MONGO_URI") or None)
-    bench = Bench(stack, args.invoices, args.small, args.repeats, args.webhooks)
+    bench = Bench(stack, args)
+    steps = ["initial_sync", *(s for s in args.steps.split(",") if s in STEPS and s != "initial_sync")]
     try:
         stack.start_services()
-        for step in (bench.initial_sync, bench.batch_commands, bench.listing, bench.webhooks_latency):
-            print(f"[{time.monotonic() - started:5.0f}s] {step.__name__}", flush=True)
-            step()
+        for step in steps:
+            print(f"[{time.monotonic() - started:5.0f}s] {step}", flush=True)
+            getattr(bench, step)()
     except (RuntimeError, AssertionError, requests.RequestException) as exc:
         print(f"bench failed: {exc!r}; process logs in {workdir}", file=sys.stderr)
         return 2

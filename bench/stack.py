@@ -71,10 +71,11 @@ class Stack:
             **os.environ, **TEST_ENV, **self.dbs, **{k: str(v) for k, v in ports.items()},
             "LOG_LEVEL": "WARNING", "MONGO_URI": mongo_uri, "YOOZ_BASE_URL": self.sim_url,
             "CONNECTIONS_URL": self.connections_url, "INVOICES_URL": self.invoices_url,
-            # One initial sync per connection: no second poll inside a measurement.
-            "POLL_INTERVAL_SECONDS": "600", "WORKER_LEASE_SECONDS": "60", "WORKER_IDLE_CLAIM_MS": "100",
+            # One initial sync per connection: no second poll inside a measurement. An idle poller
+            # claims every 250 ms (production: 1 s), each claim a database command during the sync.
+            "POLL_INTERVAL_SECONDS": "600", "WORKER_LEASE_SECONDS": "60", "WORKER_IDLE_CLAIM_MS": "250",
             # The budget is counted on every request (its cost is measured) but never spent: the
-            # webhook figure polls the public list of one company every 10 ms.
+            # webhook figure polls the public list of one company every 10 ms, the load 16 clients.
             "PUBLIC_API_RATE_LIMIT": "1000000/minute",
         }
         self.http = requests.Session()
@@ -101,12 +102,13 @@ class Stack:
         for url in (self.connections_url, self.invoices_url, self.webhooks_url):
             wait_until(lambda u=url: self._ready(u), 60, 0.2, f"{url}/readyz")
 
-    def start_poller(self) -> Process:
+    def start_poller(self) -> tuple[Process, str]:
+        """A poller and the URL of its operations endpoints (/metrics: no database behind it)."""
         port = free_port()
         process = self.start("poller", [sys.executable, "-m", "ingest_worker.poller"],
                              {"WORKER_METRICS_PORT": str(port)})
         wait_http(f"http://127.0.0.1:{port}/healthz", 60)
-        return process
+        return process, f"http://127.0.0.1:{port}"
 
     @staticmethod
     def stop_process(process: Process) -> None:
