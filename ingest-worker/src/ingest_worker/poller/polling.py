@@ -5,11 +5,15 @@ For each page of changes since the stored checkpoint:
   -> store the page as one batch (its invoices and what the provider no longer has)
   -> when the page ends a full listing, cancel what that listing did not list
   -> heartbeat with the page's checkpoint.
+The next page is read one ahead, on a thread of its own: its heartbeat, provider
+call and mapping overlap the storing of the current page (the database is the
+bottleneck of a sync; reading ahead keeps it busy). Never more than one ahead.
 The checkpoint moves only after its batch is stored, so a kill at any instant
-replays at most one page, and ingestion is idempotent. A 404/409 from either
-service (deactivated, deleted, lease taken) stops the poll at once, with no
-further provider call. On shutdown the current batch is finished, its
-checkpoint stored and the lease released.
+replays at most one page (a page read ahead is not stored yet), and ingestion
+is idempotent. A 404/409 from either service (deactivated, deleted, lease taken)
+stops the poll at once, with no further provider call. On shutdown the current
+batch is finished, the page read ahead dropped, the batch's checkpoint stored
+and the lease released.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import dataclasses
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from bobdesk_shared.logs import register_secret
 from bobdesk_shared.timeutil import iso_ms, utcnow
@@ -52,15 +57,27 @@ class LeaseGuard:
         self.fence = connection["fence"]
         self.lease_seconds = lease_seconds
         self.stop = stop
+        # Set when the poll stops reading its pages: a page being read ahead starts no call, no wait.
+        self.ended = threading.Event()
+
+    def _halted(self) -> bool:
+        return self.stop.is_set() or self.ended.is_set()
 
     def before_call(self) -> str:
+        if self._halted():
+            raise Aborted("shutting down")
         answer = self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds)
         register_secret(answer.get("api_key"))
         return answer["api_key"]
 
     def wait(self, seconds: float) -> None:
-        if self.stop.wait(seconds):
-            raise Aborted("shutting down")
+        deadline = time.monotonic() + seconds
+        while not self._halted():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.stop.wait(min(left, 0.1))
+        raise Aborted("shutting down")
 
     def store_checkpoint(self, checkpoint: dict) -> None:
         self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds, checkpoint)
@@ -90,13 +107,11 @@ class Poll:
             if adapter is None:
                 raise _Internal(f"no adapter for provider {provider!r}")
             guard = LeaseGuard(self.connections, connection, self.lease_seconds, self.stop)
-            for page in adapter.list_changes(guard, checkpoint, self.page_size):
-                self._store_page(adapter, connection, page, stats)
-                if not page.last:
-                    guard.store_checkpoint(page.checkpoint)
-                checkpoint = page.checkpoint
-                if self.stop.is_set() and not page.last:
-                    raise Aborted("shutting down")
+            with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+                try:
+                    checkpoint = self._store_pages(adapter, connection, guard, reader, checkpoint, stats)
+                finally:
+                    guard.ended.set()
             self.connections.poll_success(connection["id"], connection["fence"], checkpoint, stats.as_dict(),
                                           int((time.monotonic() - started) * 1000))
         except Refused as exc:
@@ -126,12 +141,41 @@ class Poll:
             self._reconcile(connection, context)
         return outcome
 
-    def _store_page(self, adapter: ProviderAdapter, connection: dict, page: ChangesPage, stats: PollStats) -> None:
+    def _store_pages(self, adapter: ProviderAdapter, connection: dict, guard: LeaseGuard, reader: ThreadPoolExecutor,
+                     checkpoint: dict | None, stats: PollStats) -> dict | None:
+        """Store every page of changes, the next one read (and mapped) by `reader` while the current one
+        is stored; the last checkpoint."""
+        pages = iter(adapter.list_changes(guard, checkpoint, self.page_size))
+
+        def read_next() -> tuple[ChangesPage, tuple[list[dict], int]] | None:
+            page = next(pages, None)
+            if page is None:
+                return None
+            PAGES_FETCHED.labels(adapter.key).inc()
+            return page, map_documents(adapter, page.documents, connection_id=connection["id"], source="poll")
+
+        ahead = reader.submit(read_next)
+        while (read := ahead.result()) is not None:
+            page, mapped = read
+            if not page.last:
+                ahead = reader.submit(read_next)
+            self._store_page(adapter, connection, page, mapped, stats)
+            checkpoint = page.checkpoint
+            if page.last:
+                break
+            if self.stop.is_set():
+                wait([ahead])  # a heartbeat it sent comes before the checkpoint, the release after
+                guard.store_checkpoint(checkpoint)
+                raise Aborted("shutting down")
+            guard.store_checkpoint(checkpoint)
+        return checkpoint
+
+    def _store_page(self, adapter: ProviderAdapter, connection: dict, page: ChangesPage,
+                    mapped: tuple[list[dict], int], stats: PollStats) -> None:
         """Store one page: its invoices, its cancellations (what the provider no longer has), and, when it
         ends a full listing, the cancellation of what that listing did not list."""
         stats.pages += 1
-        PAGES_FETCHED.labels(adapter.key).inc()
-        invoices, rejected = map_documents(adapter, page.documents, connection_id=connection["id"], source="poll")
+        invoices, rejected = mapped
         stats.rejected += rejected
         at = iso_ms(utcnow())
         cancellations = [{"invoice_platform_id": identifier, "at": at} for identifier in page.gone]
