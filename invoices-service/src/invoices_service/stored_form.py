@@ -7,8 +7,8 @@ import datetime as dt
 from collections.abc import Mapping
 
 from bobdesk_shared.timeutil import parse_iso
-from bson import Decimal128
 
+from .amounts import decimal128
 from .domain import CanonicalInvoice
 
 
@@ -25,7 +25,7 @@ def _instant(value: str) -> dt.datetime:
 
 
 def _decimals(row: Mapping, names: tuple[str, ...]) -> dict:
-    return {name: Decimal128(row[name]) for name in names}
+    return {name: decimal128(row[name]) for name in names}
 
 
 def stored_content(invoice: CanonicalInvoice) -> dict:
