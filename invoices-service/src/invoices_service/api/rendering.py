@@ -12,10 +12,12 @@ from json.encoder import encode_basestring_ascii as _json_string
 from bobdesk_shared.timeutil import iso_ms
 from bson import Decimal128, ObjectId
 
+from ..amounts import json_number
+
 
 def _number(value: Decimal128 | None) -> str:
     # A JSON number literal with the stored digits: no binary float ever holds an amount.
-    return "null" if value is None else format(value.to_decimal(), "f")
+    return "null" if value is None else json_number(value)
 
 
 def _string(value: str | None) -> str:
