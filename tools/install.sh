@@ -31,6 +31,18 @@ if [[ ${1:-} == --relock ]]; then
   exit 0
 fi
 
+# The e2e suite renders every /docs page in headless Chromium: Debian's package, as root.
+install_chromium() {
+  command -v chromium >/dev/null && return 0
+  if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
+    echo "chromium is not on PATH: the browser tests will fail until it is installed (Debian: apt-get install chromium)" >&2
+    return 0
+  fi
+  echo "installing chromium (Debian) for the browser tests..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+}
+
 fresh && exit 0
 echo "installing into $VENV (pinned by constraints.txt)..."
 [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
@@ -39,5 +51,6 @@ editable=()
 for package in "${PACKAGES[@]}" "${DEV_PACKAGES[@]}"; do editable+=(-e "./$package"); done
 "$VENV/bin/python" -m pip install -q -c constraints.txt "${editable[@]}" -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
 "$VENV/bin/python" -c "import bobdesk_shared, bobdesk_simulators, bobdesk_devtools, flask_smorest, pymongo, nacl, jwt, secantus" 
+install_chromium
 touch "$STAMP"
 echo "installed."

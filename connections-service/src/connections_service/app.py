@@ -19,15 +19,13 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 << 10  # secrets are at most 4 KiB; a checkpoint is small
 
-DESCRIPTION = """A company's connections to its accounts-payable providers (seed: invoice connections).
+DESCRIPTION = """A company's connections to its accounts-payable providers.
 
-- `/invoice-connections`: jarvis users with the `accounting` permission (cookie `session` or Bearer),
-  scoped to the token's company. `apiKey` and `webhookSecret` are write-only: stored encrypted
-  (XChaCha20-Poly1305, bound to the connection and field), never returned, logged or measured.
-- `/internal/connections`: leases, ingestion authorisation and webhook credentials for the ingest
-  workers and invoices-service (service token only).
+`/invoice-connections`: jarvis users with the `accounting` permission (cookie `session` or Bearer),
+scoped to the token's company. `apiKey` and `webhookSecret` are write-only: stored encrypted
+(XChaCha20-Poly1305, bound to the connection and field), never returned, logged or measured.
 
-Errors are `{"error": {"code", "message", "details"?}}`; dates are ISO-8601 UTC with milliseconds."""
+Dates are ISO-8601 UTC with milliseconds."""
 
 
 def create_app(settings: Settings | None = None):
@@ -43,7 +41,8 @@ def create_app(settings: Settings | None = None):
     box = SecretBox(KeyRing.parse(settings.credentials_keys))
     app, _ = create_web_app(
         settings, title="Bob! Desk invoice connections", description=DESCRIPTION, max_body_bytes=MAX_BODY_BYTES,
-        blueprints=[connections.blp, internal.blp], ready_checks={"connections_db": lambda: ping(mongo)},
+        blueprints=[connections.blp], internal_blueprints=[internal.blp],
+        ready_checks={"connections_db": lambda: ping(mongo)},
     )
     app.extensions["connection_service"] = ConnectionService(repository, box)
     app.extensions["worker_service"] = WorkerService(repository, box, settings.poll_interval_seconds)

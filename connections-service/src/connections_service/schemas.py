@@ -10,6 +10,8 @@ from marshmallow import validate
 MAX_SECRET_LENGTH = 4096
 MIN_LEASE_SECONDS, MAX_LEASE_SECONDS = 10, 600
 
+IMMUTABLE_FIELDS = frozenset({"provider", "client"})
+
 _length = validate.Length(min=1, max=MAX_SECRET_LENGTH)
 # The API key travels in an HTTP header (CR, LF or NUL there breaks every call, and a header is
 # Latin-1 at best): printable ASCII. The webhook secret only keys an HMAC: any text without
@@ -38,13 +40,6 @@ CREATED_EXAMPLE = {**CONNECTION_EXAMPLE, "lastPolledAt": None, "createdAt": "202
 UPDATE_EXAMPLE = {"apiKey": "yz_live_sk_new••••••••••••"}
 UPDATED_EXAMPLE = {**CONNECTION_EXAMPLE, "createdAt": "2024-01-15T10:30:00.000Z",
                    "updatedAt": "2024-06-22T11:45:00.000Z"}
-
-
-class _Immutable(ma.fields.Field):
-    """A field a PATCH may not carry: named so the 400 says why, instead of "Unknown field"."""
-
-    def _deserialize(self, value, attr, data, **kwargs):
-        raise ma.ValidationError(f"{attr} cannot be changed; create a new connection instead.")
 
 
 # --- the connection resource -----------------------------------------------------------------
@@ -81,6 +76,9 @@ class ConnectionCreateSchema(StrictSchema):
 
 
 class ConnectionUpdateSchema(StrictSchema):
+    class Meta(StrictSchema.Meta):
+        json_schema = {"minProperties": 1}  # at least one field (`at_least_one`)
+
     apiKey = ma.fields.String(**_api_key, metadata={
         "description": "Replacement API key; overwrites the stored one, never returned. Polled at once."})
     webhookSecret = ma.fields.String(**_webhook_secret, metadata={
@@ -88,8 +86,16 @@ class ConnectionUpdateSchema(StrictSchema):
                        "400 `webhooks_not_supported` for a provider that sends no webhooks."})
     active = JsonBoolean(metadata={
         "description": "Enable or disable. 409 if enabling makes two active connections of the provider."})
-    provider = _Immutable(load_only=True, metadata={"description": "Cannot be changed (400)."})
-    client = _Immutable(load_only=True, metadata={"description": "Cannot be changed (400)."})
+
+    @ma.pre_load
+    def immutable_fields(self, data, **kwargs):
+        """`provider` and `client` are not in the document (a PATCH cannot carry them); named in the
+        400, so it says why instead of "Unknown field"."""
+        named = sorted(IMMUTABLE_FIELDS & set(data)) if isinstance(data, dict) else []
+        if named:
+            raise ma.ValidationError({name: [f"{name} cannot be changed; create a new connection instead."]
+                                      for name in named})
+        return data
 
     @ma.validates_schema
     def at_least_one(self, data, **kwargs):

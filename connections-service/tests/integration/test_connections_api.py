@@ -293,6 +293,8 @@ def test_openapi_documents_every_route_error_and_the_seed_examples(http):
     patch = paths["/invoice-connections/{connection_id}"]["patch"]
     assert {"200", "400", "404", "409"} <= set(patch["responses"])
     assert {"204", "404"} <= set(paths["/invoice-connections/{connection_id}"]["delete"]["responses"])
+    assert not [path for path in paths if path.startswith("/internal")]
+    internal = http.get("/internal/openapi.json").get_json()["paths"]
     for path in ("/internal/connections/claim", "/internal/connections/{connection_id}/heartbeat",
                  "/internal/connections/{connection_id}/authorize-ingest"):
-        assert path in paths
+        assert path in internal

@@ -25,7 +25,6 @@ DESCRIPTION = """Invoices ingested from accounting providers, matched to the com
 
 - `/api/v3.0/invoices`: the public API (Bearer public token, scope `invoices:read`).
 - `/invoices`: jarvis (user token with the `accounting` permission), including manual ticket links.
-- `/internal/invoices`: batch ingestion and reconciliation (service token).
 
 Amounts are exact JSON numbers; dates are ISO-8601 UTC with milliseconds; every error is
 `{"error": {"code", "message"}}`."""
@@ -47,7 +46,8 @@ def create_app(settings: Settings | None = None, authorizer: IngestAuthorizer | 
     service = InvoiceService(invoices, PlatformRepository(mongo[settings.platform_db]), authorizer)
     app, _ = create_web_app(
         settings, title="Bob! Desk invoices", description=DESCRIPTION, max_body_bytes=MAX_BODY_BYTES,
-        blueprints=[public.blp, jarvis.blp, internal.blp], ready_checks={"invoices_db": lambda: ping(mongo)},
+        blueprints=[public.blp, jarvis.blp], internal_blueprints=[internal.blp],
+        ready_checks={"invoices_db": lambda: ping(mongo)},
     )
     rate_limit.install(app, public.blp, settings)
     app.extensions["invoice_service"] = service

@@ -9,7 +9,7 @@ import marshmallow as ma
 from bobdesk_shared.canonical import EXAMPLE as CANONICAL_EXAMPLE
 from bobdesk_shared.canonical import CanonicalInvoiceSchema
 from bobdesk_shared.schemas import StrictSchema
-from bobdesk_shared.timeutil import parse_object_id
+from bobdesk_shared.timeutil import OBJECT_ID_PATTERN, parse_object_id
 from marshmallow import fields, validate
 
 from .domain import ASSOCIATION_STATES
@@ -33,6 +33,10 @@ class Millis(DigitsInteger):
 
     default_error_messages = {"invalid": f"Not a Unix timestamp in milliseconds (0..{MAX_MILLIS})."}
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.metadata = {"minimum": 0, "maximum": MAX_MILLIS, **self.metadata}
+
     def _deserialize(self, value, attr, data, **kwargs):
         millis = super()._deserialize(value, attr, data, **kwargs)
         if not 0 <= millis <= MAX_MILLIS:
@@ -42,6 +46,10 @@ class Millis(DigitsInteger):
 
 class ObjectIdString(fields.String):
     default_error_messages = {"invalid_id": "Not an id (24 hexadecimal characters)."}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.metadata = {"pattern": OBJECT_ID_PATTERN, **self.metadata}
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -73,12 +81,6 @@ class ListQuerySchema(StrictSchema):
     limit = DigitsInteger(load_default=50, validate=validate.Range(1, 200),
                            metadata={"description": "Page size, 1..200 (default 50)."})
 
-    @ma.validates_schema
-    def ranges_are_ordered(self, data, **kwargs):
-        for name in ("issued", "created", "updated"):
-            low, high = data.get(f"{name}_after"), data.get(f"{name}_before")
-            if low is not None and high is not None and low > high:
-                raise ma.ValidationError(f"{name}_after must not be later than {name}_before.", f"{name}_after")
 
 
 class AmountsSchema(ma.Schema):
@@ -130,7 +132,7 @@ class CancellationSchema(StrictSchema):
 
 
 class BatchSchema(StrictSchema):
-    connection = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{24}$"))
+    connection = fields.String(required=True, validate=validate.Regexp(OBJECT_ID_PATTERN))
     fence = fields.Integer(required=True, allow_none=True, strict=True)
     invoices = fields.List(fields.Nested(CanonicalInvoiceSchema), required=True,
                            validate=validate.Length(max=MAX_BATCH),

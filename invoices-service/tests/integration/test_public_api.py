@@ -166,9 +166,7 @@ def test_pagination_while_inserting_yields_every_earlier_invoice_once(api, app, 
     {"limit": "5.0"}, {"limit": "-1"}, {"limit": ""}, {"cursor": "nope"}, {"cursor": "z" * 24},
     {"issued_after": "yesterday"}, {"issued_after": "-1"}, {"issued_before": "1.5"},
     {"created_after": "253402300800000"}, {"updated_before": ""}, {"provider": ""}, {"number": "x" * 501},
-    {"unknown": "1"}, {"issued_after": "2000", "issued_before": "1000"},
-    {"created_after": "2000", "created_before": "1000"}, {"updated_after": "2000", "updated_before": "1000"},
-    {"cursor": "64B2E4D19AB7E72A4FB4AC20"},
+    {"unknown": "1"}, {"cursor": "64B2E4D19AB7E72A4FB4AC20"},
 ])
 def test_invalid_parameters_are_400(api, params):
     client = ObjectId()
@@ -184,6 +182,13 @@ def test_a_repeated_query_parameter_is_400_in_any_order(api, query):
         token = public_token(client) if path.startswith("/api") else user_token(client)
         response = api.http.get(f"{path}?{query}", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 400 and response.get_json()["error"]["code"] == "validation_error"
+
+
+@pytest.mark.parametrize("name", ["issued", "created", "updated"])
+def test_an_inverted_range_is_an_empty_page(api, dataset, name):
+    """Each bound is valid alone (the document says so): together they select nothing, not a 400."""
+    client, _ = dataset
+    assert listed(api, client, **{f"{name}_after": 2000, f"{name}_before": 1000}) == []
 
 
 def test_retrieve_and_tenant_isolation(api, dataset):

@@ -38,13 +38,22 @@ INVOICES_READ = "invoices:read"
 INGEST_WORKER = "ingest-worker"
 INVOICES_SERVICE = "invoices-service"
 
-# OpenAPI security schemes, registered by `web.create_app`.
+# OpenAPI security schemes: one per token kind, so a client (or a fuzzer) knows which token an
+# operation takes; each document registers those its operations name (`openapi`).
+SESSION_SCHEME = "sessionCookie"
 SECURITY_SCHEMES = {
-    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
-    "bearerJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    SESSION_SCHEME: {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
+                     "description": "A jarvis user token (`aud` jarvis) in the `session` cookie."},
+    "userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                  "description": "A jarvis user token (`aud` jarvis, with `sub`, `client`, `permissions`)."},
+    "publicToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                    "description": "A public API token (`aud` public-api, `client`, `scope` with invoices:read)."},
+    "serviceToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                     "description": "A service token (`aud` internal), signed with SERVICE_JWT_SECRET."},
 }
-USER_SECURITY = [{"sessionCookie": []}, {"bearerJwt": []}]
-BEARER_SECURITY = [{"bearerJwt": []}]
+USER_SECURITY = [{SESSION_SCHEME: []}, {"userToken": []}]
+PUBLIC_SECURITY = [{"publicToken": []}]
+SERVICE_SECURITY = [{"serviceToken": []}]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,16 +152,23 @@ def _settings():
 
 
 def require_user(permission: str = ACCOUNTING) -> User:
-    """The jarvis user of this request (cookie `session` or Bearer), holding `permission`."""
-    token = _bearer()
-    if not token:
-        token = request.cookies.get(SESSION_COOKIE)
-        # A cross-site form can POST with the cookie but cannot send this content type.
-        if token and request.method == "POST" and request.mimetype != "application/json":
-            raise UnsupportedMediaType("A POST authenticated by the session cookie must be application/json.")
-    if not token:
+    """The jarvis user of this request (Bearer token or cookie `session`), holding `permission`.
+
+    A request may carry both only when both are valid tokens of the same user and company (the
+    Bearer token's permissions then apply): credentials that disagree are 401, never a choice."""
+    bearer = _bearer()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    tokens = [token for token in (bearer, cookie) if token is not None]
+    if not tokens:
         raise Unauthorized("A session cookie or a Bearer token is required.")
-    user = user_from_token(token, _settings().jwt_secret)
+    # A cross-site form can POST with the cookie but cannot send this content type (nor a Bearer token).
+    if bearer is None and request.method == "POST" and request.mimetype != "application/json":
+        raise UnsupportedMediaType("A POST authenticated by the session cookie must be application/json.")
+    users = [user_from_token(token, _settings().jwt_secret) for token in tokens]
+    if len({(user.user_id, user.client) for user in users}) > 1:
+        raise Unauthorized("The session cookie and the Bearer token name different users.",
+                           code="conflicting_credentials")
+    user = users[0]
     if permission not in user.permissions:
         raise Forbidden(f"The '{permission}' permission is required.", code="missing_permission")
     return user

@@ -132,7 +132,9 @@ def _from_http_exception(error: HTTPException):
         return _json(status, "internal_error", "Internal server error.")
     code = _HTTP_CODES.get(status, "http_error")
     message = data.get("message") or error.description or error.name
-    return _json(status, code, str(message), None, data.get("headers"))
+    # The exception's own headers stay (a 405's `Allow`); the body is ours.
+    headers = {name: value for name, value in error.get_headers() if name.lower() != "content-type"}
+    return _json(status, code, str(message), None, {**headers, **(data.get("headers") or {})})
 
 
 def _from_unexpected(error: Exception):

@@ -51,7 +51,8 @@ def from_millis(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, UTC)
 
 
-_ID = re.compile(r"[0-9a-f]{24}")
+OBJECT_ID_PATTERN = "^[0-9a-f]{24}$"  # also the `pattern` APIs document for an id
+_ID = re.compile(OBJECT_ID_PATTERN)
 
 
 def parse_object_id(value: object) -> ObjectId | None:

@@ -2,8 +2,9 @@
 
 `create_app` builds a Flask + flask-smorest app with: the shared error shape
 (validation errors are 400, never 422), `/healthz`, `/readyz`, `/metrics`
-(Prometheus), `/openapi.json` and `/docs`, one structured log line and metrics
-per request. A component passes its blueprints and readiness checks.
+(Prometheus), the OpenAPI documents and `/docs` (`openapi`), one structured log
+line and metrics per request. A component passes its blueprints (those clients
+call, and the internal ones between components) and readiness checks.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ from prometheus_client import (
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from . import untrusted_json
-from .auth import SECURITY_SCHEMES
+from . import openapi, untrusted_json
 from .errors import BadRequest, ServiceUnavailable, ValidationFailed, error_body, register_error_handlers
 from .server_errors import ChunkedBodyLimit
 
@@ -112,29 +112,19 @@ def create_app(
     title: str,
     blueprints: Iterable[flask_smorest.Blueprint],
     ready_checks: dict[str, ReadyCheck],
+    internal_blueprints: Iterable[flask_smorest.Blueprint] = (),
     description: str = "",
     max_body_bytes: int = 1 << 20,
-) -> tuple[Flask, Api]:
+) -> tuple[Flask, Api | None]:
     app = Flask(settings.service_name)
     app.json = UntrustedJsonProvider(app)
     app.config.update(
         SETTINGS=settings,
         MAX_CONTENT_LENGTH=max_body_bytes,
-        API_TITLE=title,
-        API_VERSION="1.0",
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
-        API_SPEC_OPTIONS={"info": {"description": description}},
     )
     app.json.sort_keys = False
-    api = Api(app)
-    for name, scheme in SECURITY_SCHEMES.items():
-        api.spec.components.security_scheme(name, scheme)
-    for blueprint in blueprints:
-        api.register_blueprint(blueprint)
+    api = openapi.register_apis(app, Api, title=title, description=description, blueprints=blueprints,
+                                internal_blueprints=internal_blueprints)
     register_error_handlers(app)  # after Api(): replaces flask-smorest's own handler
     _add_operational_routes(app, ready_checks)
     _add_request_observability(app)

@@ -78,6 +78,23 @@ def test_user_token_by_bearer_and_by_cookie(client):
     assert _get(client, "/user", cookie=user_token(CLIENT)).status_code == 200
 
 
+def test_cookie_and_bearer_of_the_same_user_are_accepted(client):
+    response = _get(client, "/user", user_token(CLIENT), cookie=user_token(CLIENT, permissions=()))
+    assert response.get_json() == {"client": CLIENT, "user": "user-1"}  # the Bearer token's permissions
+
+
+@pytest.mark.parametrize("cookie", [
+    "not.a.jwt", "", public_token(CLIENT), user_token("64b2e4d19ab7e72a4fb4ac20"),
+    user_token(CLIENT, user_id="someone-else")])
+def test_cookie_and_bearer_that_disagree_are_401(client, cookie):
+    client.set_cookie("session", cookie)
+    _assert_error(client.get("/user", headers={"Authorization": f"Bearer {user_token(CLIENT)}"}), 401)
+
+
+def test_invalid_bearer_with_a_valid_cookie_is_401(client):
+    _assert_error(_get(client, "/user", "not.a.jwt", cookie=user_token(CLIENT)), 401)
+
+
 def _alg_none_token():
     import base64
     import json

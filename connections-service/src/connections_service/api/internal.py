@@ -5,7 +5,7 @@ the routes that hand out API keys and webhook secrets serve the ingest worker al
 
 from __future__ import annotations
 
-from bobdesk_shared.auth import BEARER_SECURITY, INGEST_WORKER, INVOICES_SERVICE, authenticate_services
+from bobdesk_shared.auth import INGEST_WORKER, INVOICES_SERVICE, SERVICE_SECURITY, authenticate_services
 from bobdesk_shared.web import Blueprint
 from flask.views import MethodView
 
@@ -36,7 +36,7 @@ class Claim(MethodView):
 
     @error(blp, 401, "Missing or invalid service token.")
     @error(blp, 403, FORBIDDEN)
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.arguments(schemas.ClaimSchema)
     @blp.response(200, schemas.ClaimResponseSchema)
     @blp.alt_response(204, description="Nothing is due.")
@@ -52,7 +52,7 @@ class Heartbeat(MethodView):
 
     @_documented
     @error(blp, 409, REFUSED)
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.arguments(schemas.HeartbeatSchema)
     @blp.response(200, schemas.HeartbeatResponseSchema)
     def post(self, body, connection_id):
@@ -66,7 +66,7 @@ class PollResult(MethodView):
 
     @_documented
     @error(blp, 409, REFUSED)
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.arguments(schemas.PollResultSchema)
     @blp.response(200, schemas.PollResultResponseSchema)
     def post(self, body, connection_id):
@@ -80,7 +80,7 @@ class Release(MethodView):
 
     @_documented
     @error(blp, 409, REFUSED)
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.arguments(schemas.ReleaseSchema)
     @blp.response(204)
     def post(self, body, connection_id):
@@ -94,7 +94,7 @@ class AuthorizeIngest(MethodView):
 
     @_documented
     @error(blp, 409, REFUSED)
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.arguments(schemas.AuthorizeIngestSchema)
     @blp.response(200, schemas.AuthorizedSchema)
     def post(self, body, connection_id):
@@ -108,7 +108,7 @@ class WebhookCredentials(MethodView):
 
     @_documented
     @error(blp, 409, "Inactive (`connection_inactive`) or no webhook secret stored (`no_webhook_secret`).")
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.response(200, schemas.WebhookCredentialsSchema)
     def get(self, connection_id):
         """The webhook secret (and API key) of an active connection, for the webhook receiver."""
@@ -120,7 +120,7 @@ class WebhookResult(MethodView):
     callers = (INGEST_WORKER,)
 
     @_documented
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.arguments(schemas.WebhookResultSchema)
     @blp.response(204)
     def post(self, body, connection_id):

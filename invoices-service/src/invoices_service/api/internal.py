@@ -3,7 +3,7 @@ names in `callers` (403 `service_not_allowed` otherwise)."""
 
 from __future__ import annotations
 
-from bobdesk_shared.auth import BEARER_SECURITY, INGEST_WORKER, authenticate_services
+from bobdesk_shared.auth import INGEST_WORKER, SERVICE_SECURITY, authenticate_services
 from bobdesk_shared.web import Blueprint
 from flask.views import MethodView
 
@@ -29,7 +29,7 @@ authenticate_services(blp)
 class Batch(MethodView):
     callers = (INGEST_WORKER,)
 
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.arguments(BatchSchema, example=BATCH_EXAMPLE)
     @blp.response(200, BatchResultSchema)
     def post(self, body):
@@ -42,7 +42,7 @@ class Batch(MethodView):
 class ListingComplete(MethodView):
     callers = (INGEST_WORKER,)
 
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.arguments(ListingCompleteSchema)
     @blp.response(200, ListingCompleteResultSchema)
     @blp.alt_response(409, description="lease_lost, connection_inactive, or unknown_listing (no batch of it stored)")
@@ -55,7 +55,7 @@ class ListingComplete(MethodView):
 class Reconcile(MethodView):
     callers = (INGEST_WORKER,)
 
-    @blp.doc(security=BEARER_SECURITY)
+    @blp.doc(security=SERVICE_SECURITY)
     @blp.arguments(ReconcileSchema)
     @blp.response(200, ReconcileResultSchema)
     def post(self, body):

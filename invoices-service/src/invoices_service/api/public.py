@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bobdesk_shared.auth import BEARER_SECURITY, require_public
+from bobdesk_shared.auth import PUBLIC_SECURITY, require_public
 from bobdesk_shared.web import Blueprint
 from flask import g
 
@@ -21,7 +21,7 @@ def authenticate():
     g.principal = require_public()
 
 
-register_reads(blp, BEARER_SECURITY, {
+register_reads(blp, PUBLIC_SECURITY, {
     401: {"description": "Missing, malformed or expired public token."},
     403: {"description": "The token lacks the `invoices:read` scope."},
     429: {"description": RATE_LIMITED, "headers": LIMITED_HEADERS},

@@ -1,0 +1,134 @@
+"""Every HTTP component's API document, end to end over real HTTP (gunicorn, the embedded server):
+
+- no internal route in a clients' document, and the internal ones at `/internal/openapi.json`;
+- schemathesis, following each document with valid tokens, finds nothing: all its default
+  checks and phases, a fixed seed and a bounded number of examples;
+- `/docs` renders its operations in headless Chromium with nothing reachable beyond loopback.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from bobdesk_devtools.testing import (
+    TEST_ENV,
+    Process,
+    free_port,
+    gunicorn_args,
+    public_token,
+    user_token,
+    wait_http,
+)
+from bson import ObjectId
+
+pytestmark = pytest.mark.e2e
+
+COMPONENTS = {
+    "connections": "connections_service.app:create_app()",
+    "invoices": "invoices_service.app:create_app()",
+    "webhooks": "ingest_worker.webhooks.app:create_app()",
+}
+SCHEMATHESIS_SEED = 20261201
+SCHEMATHESIS_EXAMPLES = 25
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+# Everything but loopback is unreachable: no name resolves, and every other address goes to a dead proxy.
+OFFLINE_FLAGS = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "--proxy-server=http://127.0.0.1:9"]
+
+
+@pytest.fixture(scope="module")
+def urls(mongo_uri, mongo_client, tmp_path_factory):
+    """The three HTTP components, one gunicorn worker each, on fresh databases."""
+    suffix = uuid.uuid4().hex[:8]
+    ports = {name: free_port() for name in COMPONENTS}
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    env = {**TEST_ENV, "MONGO_URI": mongo_uri, "CONNECTIONS_DB": f"docs_conn_{suffix}",
+           "INVOICES_DB": f"docs_inv_{suffix}", "INGEST_DB": f"docs_ing_{suffix}",
+           "PLATFORM_DB": f"docs_plat_{suffix}", "CONNECTIONS_URL": urls["connections"],
+           "INVOICES_URL": urls["invoices"], "YOOZ_BASE_URL": "http://127.0.0.1:9",
+           "WEBHOOK_PROCESSOR_IN_RECEIVER": "0", "LOG_LEVEL": "WARNING"}
+    logs = tmp_path_factory.mktemp("api-documents")
+    processes = []
+    try:
+        for name, app in COMPONENTS.items():
+            args, extra = gunicorn_args(app, ports[name], workers=1, threads=4)
+            processes.append(Process(args, {**os.environ, **env, **extra}, logs / f"{name}.log"))
+        for url in urls.values():
+            wait_http(f"{url}/readyz", 60)
+        yield urls
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        for db in ("CONNECTIONS_DB", "INVOICES_DB", "INGEST_DB", "PLATFORM_DB"):
+            mongo_client.drop_database(env[db])
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_no_internal_route_in_a_clients_document(urls, component):
+    paths = requests.get(f"{urls[component]}/openapi.json", timeout=10).json()["paths"]
+    assert paths and not [path for path in paths if path.startswith("/internal")]
+    internal = requests.get(f"{urls[component]}/internal/openapi.json", timeout=10)
+    if component == "webhooks":
+        assert internal.status_code == 404  # it serves no internal route
+    else:
+        assert internal.json()["paths"] and all(path.startswith("/internal/") for path in internal.json()["paths"])
+
+
+def _schemathesis_config(path: Path, document: dict) -> Path:
+    """Valid tokens of one company, for each security scheme the document names."""
+    company = str(ObjectId())
+    user, public = user_token(company, ttl_seconds=3600), public_token(company, ttl_seconds=3600)
+    credentials = {"userToken": ("bearer", user), "sessionCookie": ("api_key", user),
+                   "publicToken": ("bearer", public)}
+    schemes = document.get("components", {}).get("securitySchemes", {})
+    path.write_text("".join(f'[auth.openapi.{name}]\n{credentials[name][0]} = "{credentials[name][1]}"\n\n'
+                            for name in schemes))
+    return path
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_schemathesis_finds_nothing(urls, component, tmp_path):
+    exe = str(Path(sys.executable).with_name("schemathesis"))
+    document = requests.get(f"{urls[component]}/openapi.json", timeout=10).json()
+    config = _schemathesis_config(tmp_path / "schemathesis.toml", document)
+    run = subprocess.run(
+        [exe, "--config-file", str(config), "run", f"{urls[component]}/openapi.json", "--seed",
+         str(SCHEMATHESIS_SEED), "--max-examples", str(SCHEMATHESIS_EXAMPLES), "--generation-database", "none",
+         "--workers", "1", "--request-timeout", "10", "--no-color", "--report-dir", str(tmp_path / "report")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-5000:]
+    assert re.search(r"\b[1-9]\d* passed\b|\bpassed\b", run.stdout), run.stdout
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium")
+    assert found, "headless Chromium is needed: `make install` installs Debian's chromium (tools/install.sh)"
+    return found
+
+
+def _operations(document: dict) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, item in document["paths"].items()
+            for method in item if method != "parameters"}
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_docs_render_every_operation_offline_in_chromium(urls, component, tmp_path):
+    expected = _operations(requests.get(f"{urls[component]}/openapi.json", timeout=10).json())
+    run = subprocess.run(
+        [_chromium(), *CHROMIUM_FLAGS, *OFFLINE_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+         "--enable-logging=stderr", "--virtual-time-budget=20000", "--dump-dom", f"{urls[component]}/docs"],
+        capture_output=True, text=True, timeout=120)
+    dom = run.stdout
+    methods = re.findall(r'class="opblock-summary-method">([A-Z]+)<', dom)
+    paths = [html.unescape(path) for path in re.findall(r'class="opblock-summary-path" data-path="([^"]+)"', dom)]
+    assert set(zip(methods, paths, strict=True)) == expected, run.stderr[-3000:]
+    # Nothing was refused by the page's Content-Security-Policy, and nothing failed to load.
+    assert "Content Security Policy" not in run.stderr and "Failed to load resource" not in run.stderr, run.stderr
