@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 from bobdesk_shared.providers import PROVIDERS
-from bobdesk_shared.schemas import JsonBoolean, JsonInteger, StrictSchema
+from bobdesk_shared.schemas import JsonBoolean, JsonInteger, StrictSchema, WholeMatch
 from marshmallow import validate
 
 MAX_SECRET_LENGTH = 4096
@@ -16,10 +16,10 @@ _length = validate.Length(min=1, max=MAX_SECRET_LENGTH)
 # The API key travels in an HTTP header (CR, LF or NUL there breaks every call, and a header is
 # Latin-1 at best): printable ASCII. The webhook secret only keys an HMAC: any text without
 # control characters (C0, DEL, C1).
-_api_key = dict(validate=[_length, validate.Regexp(
-    r"[\x20-\x7e]*\Z", error="Only printable ASCII characters (no control characters).")])
-_webhook_secret = dict(validate=[_length, validate.Regexp(
-    r"[^\x00-\x1f\x7f-\x9f]*\Z", error="No control characters (CR, LF, NUL, ...).")])
+_api_key = dict(validate=[_length, WholeMatch(
+    r"[\x20-\x7e]*", error="Only printable ASCII characters (no control characters).")])
+_webhook_secret = dict(validate=[_length, WholeMatch(
+    r"[^\x00-\x1f\x7f-\x9f]*", error="No control characters (CR, LF, NUL, ...).")])
 _provider_keys = sorted(PROVIDERS)
 
 CONNECTION_EXAMPLE = {
@@ -139,6 +139,9 @@ class ResyncSchema(ma.Schema):
 
 
 class SyncRequestSchema(StrictSchema):
+    """A JSON body, `{}` to poll now: a POST authenticated by the session cookie must be
+    application/json, so no cross-site form can trigger it."""
+
     full = JsonBoolean(load_default=False, metadata={
         "description": "true: a full resync. The next poll starts from no checkpoint, lists everything the "
                        "provider holds, and cancels the invoices it no longer has."})

@@ -8,6 +8,7 @@ wrong type instead, so bodies use `JsonBoolean`. Schemas refuse unknown fields
 from __future__ import annotations
 
 import marshmallow as ma
+from marshmallow import validate
 
 
 class JsonBoolean(ma.fields.Boolean):
@@ -33,4 +34,18 @@ class JsonInteger(ma.fields.Integer):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.make_error("invalid")
+        return value
+
+
+class WholeMatch(validate.Regexp):
+    """The whole value matches `pattern`, documented as the OpenAPI `pattern` anchored at both ends
+    (JSON Schema's `pattern` finds a match anywhere; Python's `$` also matches before a final
+    newline, hence `fullmatch`): a client and the server agree on every value."""
+
+    def __init__(self, pattern: str, error: str | None = None):
+        super().__init__(f"^(?:{pattern})$", error=error)
+
+    def __call__(self, value):
+        if self.regex.fullmatch(value) is None:
+            raise ma.ValidationError(self._format_error(value))
         return value

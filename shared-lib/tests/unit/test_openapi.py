@@ -7,6 +7,7 @@ import marshmallow as ma
 import pytest
 from bobdesk_shared import auth
 from bobdesk_shared.errors import Conflict
+from bobdesk_shared.schemas import WholeMatch
 from bobdesk_shared.web import Blueprint, ErrorSchema, create_app
 from flask.views import MethodView
 
@@ -111,3 +112,13 @@ def test_a_component_without_client_routes_serves_no_document(settings_factory):
     assert client.get("/openapi.json").status_code == 404
     assert client.get("/docs").status_code == 404
     assert client.get("/healthz").status_code == 200
+
+
+def test_whole_match_agrees_with_its_documented_pattern():
+    validator = WholeMatch(r"[a-z]+", error="letters")
+    assert validator("abc") == "abc"
+    for value in ("abc\n", "ab1", "", "\nabc"):
+        with pytest.raises(ma.ValidationError):
+            validator(value)
+    # JSON Schema's `pattern` is a search: only an anchored pattern says "the whole value".
+    assert validator.regex.pattern == "^(?:[a-z]+)$"
