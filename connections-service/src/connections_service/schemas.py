@@ -62,7 +62,18 @@ class ConnectionSchema(ma.Schema):
     updatedAt = ma.fields.String(required=True, metadata={"description": "ISO date of the last modification."})
 
 
+def _webhook_secret_only_where_supported() -> dict:
+    """The document's form of `webhooks_not_supported`: a provider that sends no webhooks takes no secret."""
+    polled_only = sorted(key for key, provider in PROVIDERS.items() if not provider.supports_webhooks)
+    with_webhooks = sorted(set(PROVIDERS) - set(polled_only))
+    return {"anyOf": [{"properties": {"provider": {"enum": with_webhooks}}},
+                      {"properties": {"provider": {"enum": polled_only}}, "not": {"required": ["webhookSecret"]}}]}
+
+
 class ConnectionCreateSchema(StrictSchema):
+    class Meta(StrictSchema.Meta):
+        json_schema = _webhook_secret_only_where_supported()
+
     provider = ma.fields.String(required=True, validate=validate.OneOf(
         _provider_keys, error="Unknown provider key; known providers: " + ", ".join(_provider_keys) + "."),
         metadata={"description": 'Provider key, e.g. "yooz". 400 if unknown.', "enum": _provider_keys})
@@ -83,7 +94,7 @@ class ConnectionUpdateSchema(StrictSchema):
         "description": "Replacement API key; overwrites the stored one, never returned. Polled at once."})
     webhookSecret = ma.fields.String(**_webhook_secret, metadata={
         "description": "Replacement webhook secret; overwrites the stored one, never returned. "
-                       "400 `webhooks_not_supported` for a provider that sends no webhooks."})
+                       "409 `webhooks_not_supported` for a provider that sends no webhooks."})
     active = JsonBoolean(metadata={
         "description": "Enable or disable. 409 if enabling makes two active connections of the provider."})
 

@@ -82,6 +82,13 @@ def test_no_internal_route_in_a_clients_document(urls, component):
         assert internal.json()["paths"] and all(path.startswith("/internal/") for path in internal.json()["paths"])
 
 
+# The HTTP server's own refusals of an over-long URL, header or body are rejections too.
+REJECTIONS = """[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429",
+                     "431", "5xx"]
+"""
+
+
 def _schemathesis_config(path: Path, document: dict) -> Path:
     """Valid tokens of one company, for each security scheme the document names."""
     company = str(ObjectId())
@@ -90,7 +97,7 @@ def _schemathesis_config(path: Path, document: dict) -> Path:
                    "publicToken": ("bearer", public)}
     schemes = document.get("components", {}).get("securitySchemes", {})
     path.write_text("".join(f'[auth.openapi.{name}]\n{credentials[name][0]} = "{credentials[name][1]}"\n\n'
-                            for name in schemes))
+                            for name in schemes) + REJECTIONS)
     return path
 
 
