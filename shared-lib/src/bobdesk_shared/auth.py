@@ -43,7 +43,9 @@ INVOICES_SERVICE = "invoices-service"
 SESSION_SCHEME = "sessionCookie"
 SECURITY_SCHEMES = {
     SESSION_SCHEME: {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE,
-                     "description": "A jarvis user token (`aud` jarvis) in the `session` cookie."},
+                     "description": "A jarvis user token (`aud` jarvis) in the `session` cookie. A POST it alone "
+                                    "authenticates must be `application/json` (415). With a Bearer token too, "
+                                    "both must be valid tokens of the same user and company (401 otherwise)."},
     "userToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                   "description": "A jarvis user token (`aud` jarvis, with `sub`, `client`, `permissions`)."},
     "publicToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",

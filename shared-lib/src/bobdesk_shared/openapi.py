@@ -39,9 +39,7 @@ DOCS_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inl
 ERRORS_NOTE = """
 
 **Errors.** Every 4xx/5xx answer is `{"error": {"code": "<snake_case>", "message": "<text>",
-"details"?: {...}}}`. A method a path does not list is 405 with an `Allow` header. A request
-carrying both a `session` cookie and a Bearer token must carry two valid user tokens of the
-same user and company; two credentials that disagree are 401."""
+"details"?: {...}}}`. A method a path does not list is 405 with an `Allow` header."""
 
 Operation = dict
 

@@ -102,6 +102,9 @@ class ErrorSchema(ma.Schema):
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
 
+    def _register_pagination_header(self):
+        """Lists page by cursor, not by flask-smorest's pagination: no `PaginationMetadata` in the documents."""
+
 
 ReadyCheck = Callable[[], bool]
 
