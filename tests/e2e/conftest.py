@@ -68,6 +68,17 @@ class Component:
         return path.startswith(("/invoice-connections", "/invoices"))
 
 
+def api_document(url: str) -> dict:
+    """The component's clients' document with its internal one's routes: every route it serves."""
+    spec = requests.get(f"{url}/openapi.json", timeout=10).json()
+    internal = requests.get(f"{url}/internal/openapi.json", timeout=10)
+    if internal.status_code == 200:
+        spec["paths"] = {**spec["paths"], **internal.json()["paths"]}
+        for kind, components in internal.json().get("components", {}).items():
+            spec.setdefault("components", {}).setdefault(kind, {}).update(components)
+    return spec
+
+
 def sign_webhook(body: bytes, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
     timestamp = str(int(time.time()))
     signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
@@ -153,6 +164,5 @@ def components(stack, seeded) -> dict[str, Component]:
     company = seeded[0]
     found = {}
     for name, url in stack.urls.items():
-        spec = requests.get(f"{url}/openapi.json", timeout=10).json()
-        found[name] = Component(name, url, company, spec)
+        found[name] = Component(name, url, company, api_document(url))
     return found

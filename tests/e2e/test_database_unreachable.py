@@ -12,7 +12,7 @@ import requests
 from bobdesk_devtools.testing import TEST_ENV, free_port, start_embedded_mongo, user_token
 from bson import ObjectId
 
-from .conftest import WEBHOOK_SECRET, Component, sign_webhook, start_stack
+from .conftest import WEBHOOK_SECRET, Component, api_document, sign_webhook, start_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -45,8 +45,7 @@ def orphaned(tmp_path_factory):
 def _components(stack, company) -> list[Component]:
     components = []
     for name, url in stack.urls.items():
-        spec = requests.get(f"{url}/openapi.json", timeout=10).json()
-        components.append(Component(name, url, company, spec))
+        components.append(Component(name, url, company, api_document(url)))
     return components
 
 

@@ -1,4 +1,4 @@
-"""Every HTTP component's API document, end to end over real HTTP (gunicorn, the embedded server):
+"""Every HTTP component's API document, end to end over real HTTP (the stack of conftest.py):
 
 - no internal route in a clients' document, and the internal ones at `/internal/openapi.json`;
 - schemathesis, following each document with valid tokens, finds nothing: all its default
@@ -9,34 +9,24 @@
 from __future__ import annotations
 
 import html
-import os
 import re
 import shutil
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
-from bobdesk_devtools.testing import (
-    TEST_ENV,
-    Process,
-    free_port,
-    gunicorn_args,
-    public_token,
-    user_token,
-    wait_http,
-)
+from bobdesk_devtools.testing import public_token, service_token, user_token
+from bobdesk_shared.auth import INGEST_WORKER
+from bobdesk_shared.canonical import EXAMPLE
 from bson import ObjectId
+
+from .conftest import APPS, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.e2e
 
-COMPONENTS = {
-    "connections": "connections_service.app:create_app()",
-    "invoices": "invoices_service.app:create_app()",
-    "webhooks": "ingest_worker.webhooks.app:create_app()",
-}
+COMPONENTS = list(APPS)
 SCHEMATHESIS_SEED = 20261201
 SCHEMATHESIS_EXAMPLES = 25
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -45,30 +35,25 @@ OFFLINE_FLAGS = ["--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1", "-
 
 
 @pytest.fixture(scope="module")
-def urls(mongo_uri, mongo_client, tmp_path_factory):
-    """The three HTTP components, one gunicorn worker each, on fresh databases."""
-    suffix = uuid.uuid4().hex[:8]
-    ports = {name: free_port() for name in COMPONENTS}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    env = {**TEST_ENV, "MONGO_URI": mongo_uri, "CONNECTIONS_DB": f"docs_conn_{suffix}",
-           "INVOICES_DB": f"docs_inv_{suffix}", "INGEST_DB": f"docs_ing_{suffix}",
-           "PLATFORM_DB": f"docs_plat_{suffix}", "CONNECTIONS_URL": urls["connections"],
-           "INVOICES_URL": urls["invoices"], "YOOZ_BASE_URL": "http://127.0.0.1:9",
-           "WEBHOOK_PROCESSOR_IN_RECEIVER": "0", "LOG_LEVEL": "WARNING"}
-    logs = tmp_path_factory.mktemp("api-documents")
-    processes = []
-    try:
-        for name, app in COMPONENTS.items():
-            args, extra = gunicorn_args(app, ports[name], workers=1, threads=4)
-            processes.append(Process(args, {**os.environ, **env, **extra}, logs / f"{name}.log"))
-        for url in urls.values():
-            wait_http(f"{url}/readyz", 60)
-        yield urls
-    finally:
-        for process in reversed(processes):
-            process.stop()
-        for db in ("CONNECTIONS_DB", "INVOICES_DB", "INGEST_DB", "PLATFORM_DB"):
-            mongo_client.drop_database(env[db])
+def urls(stack):
+    return stack.urls
+
+
+@pytest.fixture(scope="module")
+def company(stack):
+    """A company of its own (schemathesis may delete what it finds), with a connection and an
+    invoice, so the documents' answers are checked on real resources too."""
+    company = ObjectId()
+    user = {"Authorization": f"Bearer {user_token(company)}"}
+    created = requests.post(f"{stack.urls['connections']}/invoice-connections", headers=user, timeout=10,
+                            json={"provider": "yooz", "apiKey": "yz_docs_key", "webhookSecret": WEBHOOK_SECRET})
+    assert created.status_code == 201, created.text
+    batch = requests.post(f"{stack.urls['invoices']}/internal/invoices/batch", timeout=10,
+                          headers={"Authorization": f"Bearer {service_token(INGEST_WORKER)}"},
+                          json={"connection": created.json()["id"], "fence": None,
+                                "invoices": [{**EXAMPLE, "invoice_platform_id": "DOCS-1"}]})
+    assert batch.status_code == 200, batch.text
+    return company
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
@@ -89,9 +74,8 @@ expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "41
 """
 
 
-def _schemathesis_config(path: Path, document: dict) -> Path:
-    """Valid tokens of one company, for each security scheme the document names."""
-    company = str(ObjectId())
+def _schemathesis_config(path: Path, document: dict, company: ObjectId) -> Path:
+    """Valid tokens of `company`, for each security scheme the document names."""
     user, public = user_token(company, ttl_seconds=3600), public_token(company, ttl_seconds=3600)
     credentials = {"userToken": ("bearer", user), "sessionCookie": ("api_key", user),
                    "publicToken": ("bearer", public)}
@@ -102,10 +86,10 @@ def _schemathesis_config(path: Path, document: dict) -> Path:
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
-def test_schemathesis_finds_nothing(urls, component, tmp_path):
+def test_schemathesis_finds_nothing(urls, company, component, tmp_path):
     exe = str(Path(sys.executable).with_name("schemathesis"))
     document = requests.get(f"{urls[component]}/openapi.json", timeout=10).json()
-    config = _schemathesis_config(tmp_path / "schemathesis.toml", document)
+    config = _schemathesis_config(tmp_path / "schemathesis.toml", document, company)
     run = subprocess.run(
         [exe, "--config-file", str(config), "run", f"{urls[component]}/openapi.json", "--seed",
          str(SCHEMATHESIS_SEED), "--max-examples", str(SCHEMATHESIS_EXAMPLES), "--generation-database", "none",
