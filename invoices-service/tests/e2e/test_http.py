@@ -104,7 +104,8 @@ def test_operational_routes(stack):
     assert set(paths) == {"/api/v3.0/invoices", "/api/v3.0/invoices/{invoice_id}", "/invoices",
                           "/invoices/{invoice_id}", "/invoices/{invoice_id}/link"}
     internal = requests.get(f"{url}/internal/openapi.json", timeout=5).json()["paths"]
-    assert set(internal) == {"/internal/invoices/batch", "/internal/invoices/reconcile"}
+    assert set(internal) == {"/internal/invoices/batch", "/internal/invoices/listing-complete",
+                             "/internal/invoices/reconcile"}
 
 
 def test_ingest_read_link_and_isolation(stack, make_invoice, make_siret):
