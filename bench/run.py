@@ -12,7 +12,9 @@ builds the data of the next:
   2. the deep page against the first page;
   6. database commands per list request;
   7. 16 concurrent clients, pages of 50 from random cursors: errors, requests/s, p50/p99;
-  5. webhook received -> invoice visible in the public API, p50/p99.
+  5. webhook received -> invoice visible in the public API, p50/p99;
+  8. a Pennylane initial sync of 20,000 invoices against the least time its rate limit allows
+     (pennylane_sync.py), with its 429 answers and provider calls per 100 invoices.
 
 Prints a table (figure, baseline, ratio, target, met) and writes the figures
 as JSON (bench/results.json unless --out). Exit status 1 when a target is missed.
@@ -32,6 +34,7 @@ import time
 from pathlib import Path
 
 import pages  # bench/ is the script's directory, first on sys.path
+import pennylane_sync
 import requests
 from bobdesk_devtools.testing import service_token, wait_until
 from bson import ObjectId
@@ -215,6 +218,10 @@ class Bench:
 
     # --- 5: webhook to visible ------------------------------------------------------------------------
 
+    def pennylane_sync(self) -> None:
+        """8: Pennylane, paced by its rate limit."""
+        pennylane_sync.rows(self, self.stack.pennylane_url)
+
     def webhooks_latency(self) -> None:
         stack = self.stack
         poller, _ = stack.start_poller()  # also drains webhook events, as in production
@@ -244,7 +251,7 @@ class Bench:
                  p99 <= 0.5, baseline=floor * 1000)
 
 
-STEPS = ("initial_sync", "batch_commands", "listing", "concurrent_load", "webhooks_latency")
+STEPS = ("initial_sync", "batch_commands", "listing", "concurrent_load", "webhooks_latency", "pennylane_sync")
 MET = {True: "yes", False: "NO", None: ""}  # None: a figure reported without a target of its own
 
 

@@ -1,6 +1,6 @@
 """The system under measurement: real processes on the embedded MongoDB (or MONGO_URI).
 
-The Yooz simulator, connections-service, invoices-service and the webhook
+The Yooz and Pennylane simulators, connections-service, invoices-service and the webhook
 receiver run under gunicorn as in production; pollers are started per scenario
 so each one's peak memory is its own. Every process logs to a file under the
 run's work directory (printed when something fails).
@@ -62,14 +62,16 @@ class Stack:
         self.dbs = {"CONNECTIONS_DB": f"bench_conn_{suffix}", "INVOICES_DB": f"bench_inv_{suffix}",
                     "INGEST_DB": f"bench_ing_{suffix}", "PLATFORM_DB": f"bench_plat_{suffix}"}
         ports = {name: free_port() for name in ("CONNECTIONS_PORT", "INVOICES_PORT", "WEBHOOKS_PORT",
-                                                 "YOOZ_SIM_PORT")}
+                                                 "YOOZ_SIM_PORT", "PENNYLANE_SIM_PORT")}
         self.sim_url = f"http://127.0.0.1:{ports['YOOZ_SIM_PORT']}"
+        self.pennylane_url = f"http://127.0.0.1:{ports['PENNYLANE_SIM_PORT']}"
         self.connections_url = f"http://127.0.0.1:{ports['CONNECTIONS_PORT']}"
         self.invoices_url = f"http://127.0.0.1:{ports['INVOICES_PORT']}"
         self.webhooks_url = f"http://127.0.0.1:{ports['WEBHOOKS_PORT']}"
         self.env = {
             **os.environ, **TEST_ENV, **self.dbs, **{k: str(v) for k, v in ports.items()},
             "LOG_LEVEL": "WARNING", "MONGO_URI": mongo_uri, "YOOZ_BASE_URL": self.sim_url,
+            "PENNYLANE_BASE_URL": self.pennylane_url, "PENNYLANE_SIM_DEMO": "0",
             "CONNECTIONS_URL": self.connections_url, "INVOICES_URL": self.invoices_url,
             # One initial sync per connection: no second poll inside a measurement. An idle poller
             # claims every 250 ms (production: 1 s), each claim a database command during the sync.
@@ -93,12 +95,14 @@ class Stack:
 
     def start_services(self) -> None:
         self.start("yooz-sim", [sys.executable, "-m", "bobdesk_simulators.yooz"], {"YOOZ_SIM_DEMO": "0"})
+        self.start("pennylane-sim", [sys.executable, "-m", "bobdesk_simulators.pennylane"])
         for name, app, url in (("connections", "connections_service.app:create_app()", self.connections_url),
                                ("invoices", "invoices_service.app:create_app()", self.invoices_url),
                                ("webhooks", "ingest_worker.webhooks.app:create_app()", self.webhooks_url)):
             args, extra = gunicorn_args(app, int(url.rsplit(":", 1)[1]), workers=2, threads=8)
             self.start(name, args, extra)
         wait_http(f"{self.sim_url}/healthz", 60)
+        wait_http(f"{self.pennylane_url}/healthz", 60)
         for url in (self.connections_url, self.invoices_url, self.webhooks_url):
             wait_until(lambda u=url: self._ready(u), 60, 0.2, f"{url}/readyz")
 

@@ -44,6 +44,7 @@ from .repository import (
 from .stored_form import stored_content
 
 MAX_ATTEMPTS = 5
+MAX_LISTINGS_REMEMBERED = 10_000
 # Compared with the stored invoice to tell "unchanged" from "updated" (content_hash covers the
 # provider data; the rest is what matching and cancellations derive from it).
 DERIVED_FIELDS = ("connection", "content_hash", "supplier_id", "ticket_id", "state", "deleted")
@@ -65,6 +66,8 @@ class InvoiceService:
         self.platform = platform
         self.authorizer = authorizer
         self.clock = clock
+        # Full listings whose start this process already recorded: their next batches skip the write.
+        self._listings_started: set[tuple] = set()
 
     # --- ingestion --------------------------------------------------------------------------
 
@@ -75,8 +78,11 @@ class InvoiceService:
         A batch of a full listing names it: its invoices are marked as listed by it."""
         invoices = [canonical_invoice(invoice) for invoice in canonical_invoices]
         grant = self.authorizer.authorize(connection_id, fence)
-        if listing is not None:
+        if listing is not None and (grant.connection, listing) not in self._listings_started:
             self.invoices.start_listing(grant.connection, listing, self.clock())
+            if len(self._listings_started) >= MAX_LISTINGS_REMEMBERED:
+                self._listings_started.clear()
+            self._listings_started.add((grant.connection, listing))
         latest = {invoice.invoice_platform_id: invoice for invoice in invoices}
         cancel_at = {entry["invoice_platform_id"]: entry["at"] for entry in cancellations}
         keys = list(dict.fromkeys([*latest, *cancel_at]))

@@ -61,6 +61,9 @@ def pennylane_endpoint(endpoint: str):
             decision = store.take(account)
             after_this_request(lambda response: _with_headers(response, decision.headers()))
             faults.count_request(store.lock, account.stats, endpoint, state.rfc3339(store.now()))
+            with store.lock:
+                if account.stats.first_request_at is None:
+                    account.stats.first_request_at = store.wall()
             if not decision.allowed:
                 with store.lock:
                     account.stats.rate_limited += 1

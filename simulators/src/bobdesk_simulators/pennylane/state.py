@@ -67,6 +67,7 @@ class Stats:
     slowed: int = 0
     in_flight: int = 0
     max_concurrent: int = 0
+    first_request_at: float | None = None  # Unix seconds (the bench measures a sync from it)
     last_request_at: str | None = None
 
     def as_dict(self) -> dict:
