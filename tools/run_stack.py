@@ -1,7 +1,7 @@
 """`make run`: the whole system in the foreground; Ctrl-C stops all of it.
 
-Starts the embedded MongoDB unless MONGO_URI is set and the Yooz simulator unless
-YOOZ_BASE_URL is set, then every component that exists, waits for each to be
+Starts the embedded MongoDB unless MONGO_URI is set and each provider simulator unless
+its base URL (YOOZ_BASE_URL, PENNYLANE_BASE_URL) is set, then every component that exists, waits for each to be
 ready, seeds the demo (bobdesk_devtools.demo) and prints the URLs and demo tokens.
 """
 
@@ -18,6 +18,11 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+# Each provider simulator, started unless its base URL variable points at the provider.
+SIMULATORS = (
+    ("Yooz simulator", "bobdesk_simulators.yooz", "YOOZ_SIM_PORT", 8090, "YOOZ_BASE_URL"),
+    ("Pennylane simulator", "bobdesk_simulators.pennylane", "PENNYLANE_SIM_PORT", 8091, "PENNYLANE_BASE_URL"),
+)
 BIN = Path(sys.executable).parent
 GUNICORN = [str(BIN / "gunicorn"), "-c", "python:bobdesk_shared.gunicorn_conf"]
 
@@ -83,12 +88,12 @@ def main() -> None:
         wait_until(lambda: client.admin.command("ping"), 60, 0.2, "embedded MongoDB")
 
     urls: dict[str, str] = {}
-    if not env.get("YOOZ_BASE_URL") and exists("bobdesk_simulators.yooz"):
-        sim_port = port("YOOZ_SIM_PORT", 8090)
-        env["YOOZ_BASE_URL"] = f"http://127.0.0.1:{sim_port}"
-        start("Yooz simulator", [str(BIN / "python"), "-m", "bobdesk_simulators.yooz"])
-        wait_ready("Yooz simulator", env["YOOZ_BASE_URL"] + "/healthz", procs)
-        urls["Yooz simulator"] = env["YOOZ_BASE_URL"]
+    for name, module, port_var, default, base_url_var in SIMULATORS:
+        if not env.get(base_url_var) and exists(module):
+            env[base_url_var] = f"http://127.0.0.1:{port(port_var, default)}"
+            start(name, [str(BIN / "python"), "-m", module])
+            wait_ready(name, env[base_url_var] + "/healthz", procs)
+            urls[name] = env[base_url_var]
 
     http_components = [
         ("connections-service", "connections_service.app", "CONNECTIONS_PORT", 8001),

@@ -7,7 +7,8 @@ Run by `make run` once the services are ready (YOOZ_BASE_URL set). Idempotent:
    numbers some demo invoices quote as order reference). Fixed ids, upserted.
 2. The yooz connection, created through connections-service's public API
    (reused when an active one exists), with the simulator's demo API key and
-   webhook secret.
+   webhook secret; beside it the pennylane connection (polled only: a token,
+   no webhook secret), whose SIREN-only supplier matches a contractor by SIREN.
 3. The simulator sends its demo account's webhooks to the receiver for it.
 4. Ready-to-paste tokens and curl examples.
 """
@@ -22,6 +23,7 @@ import requests
 from bobdesk_shared.auth import mint_public_token, mint_user_token
 from bobdesk_shared.logs import configure_logging
 from bobdesk_shared.mongo import connect
+from bobdesk_simulators.pennylane import demo_data as pennylane_demo
 from bobdesk_simulators.yooz.demo_data import (
     DEMO_ACCOUNT,
     DEMO_API_KEY,
@@ -93,18 +95,25 @@ def _request(method: str, url: str, *, attempts: int = 30, **kwargs) -> requests
     return response
 
 
-def ensure_connection(settings: Settings, user_token: str) -> dict:
-    """The demo company's active yooz connection, created when there is none."""
+DEMO_SECRETS = {
+    "yooz": {"apiKey": DEMO_API_KEY, "webhookSecret": DEMO_WEBHOOK_SECRET},
+    "pennylane": {"apiKey": pennylane_demo.DEMO_API_KEY},
+}
+
+
+def ensure_connection(settings: Settings, user_token: str, provider: str = "yooz") -> dict:
+    """The demo company's active connection to `provider`, created with its simulator's demo secrets
+    when there is none."""
     headers = {"Authorization": f"Bearer {user_token}"}
     url = f"{settings.connections_url}/invoice-connections"
     for _ in range(2):
         listed = _request("GET", url, headers=headers)
         listed.raise_for_status()
         for connection in listed.json():
-            if connection["provider"] == "yooz" and connection["active"]:
+            if connection["provider"] == provider and connection["active"]:
                 return connection
         created = _request("POST", url, headers=headers, json={
-            "provider": "yooz", "apiKey": DEMO_API_KEY, "webhookSecret": DEMO_WEBHOOK_SECRET, "active": True})
+            "provider": provider, **DEMO_SECRETS[provider], "active": True})
         if created.status_code == 201:
             return created.json()
         if created.status_code != 409:  # 409: created meanwhile; list again
@@ -134,9 +143,11 @@ def main() -> int:
                                  permissions=["accounting"], ttl_seconds=TOKEN_TTL_SECONDS)
     public_token = mint_public_token(settings.jwt_secret, client=DEMO_COMPANY, ttl_seconds=TOKEN_TTL_SECONDS)
     connection = ensure_connection(settings, user_token)
+    polled_only = ensure_connection(settings, user_token, "pennylane")
     webhook_url = point_simulator_webhooks(settings, connection["id"])
     print(f"""
-Demo company {DEMO_COMPANY}: yooz connection {connection['id']} (the poller ingests the simulator's demo invoices).
+Demo company {DEMO_COMPANY}: yooz connection {connection['id']}, pennylane connection {polled_only['id']}
+(the poller ingests both simulators' demo invoices).
 Webhooks from the simulator go to {webhook_url or '(not configured)'}.
 
   export PUBLIC_TOKEN={public_token}
