@@ -96,6 +96,13 @@ def test_image_is_multi_stage_slim_and_non_root():
     assert build[0] == ("FROM", "${PYTHON_IMAGE} AS build")
 
 
+def test_the_image_listens_on_the_pods_address_where_development_keeps_to_loopback():
+    final = stages(DOCKERFILE)[-1]
+    env = shlex.split(" ".join(args for instruction, args in final if instruction == "ENV"))
+    assert "BIND_HOST=0.0.0.0" in env
+    assert "BIND_HOST" not in (DEPLOY / "base" / "settings.env").read_text(), "one place says it: the image"
+
+
 def test_image_installs_the_packages_make_installs_pinned_by_the_same_constraints():
     build = stages(DOCKERFILE)[0]
     installs = [shlex.split(args.split("&&")[0]) for instruction, args in build

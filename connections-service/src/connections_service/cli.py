@@ -13,8 +13,7 @@ import json
 import sys
 
 from bobdesk_shared.crypto import DecryptionError, KeyRing
-from bobdesk_shared.logs import configure_logging
-from bobdesk_shared.mongo import connect
+from bobdesk_shared.startup import start
 
 from .config import load_settings
 from .repository import ConnectionRepository
@@ -48,9 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["rotate-keys", "ensure-indexes"])
     command = parser.parse_args(argv).command
-    settings = load_settings()
-    configure_logging(SERVICE, settings.log_level)
-    client = connect(settings.mongo_uri, SERVICE)
+    settings = load_settings(service_name=SERVICE)
+    client = start(settings)
     try:
         repository = ConnectionRepository(client[settings.connections_db])
         repository.ensure_indexes()

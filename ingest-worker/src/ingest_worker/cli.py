@@ -9,8 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bobdesk_shared.logs import configure_logging
-from bobdesk_shared.mongo import connect
+from bobdesk_shared.startup import start
 
 from .config import load_settings
 from .webhooks.events import EventStore
@@ -23,8 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["ensure-indexes"])
     parser.parse_args(argv)
     settings = load_settings(service_name=SERVICE)
-    configure_logging(SERVICE, settings.log_level)
-    client = connect(settings.mongo_uri, SERVICE)
+    client = start(settings)
     try:
         EventStore(client[settings.ingest_db], settings.webhook_event_retention_seconds).ensure_indexes()
     finally:

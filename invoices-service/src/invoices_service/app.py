@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-
 from bobdesk_shared.auth import INVOICES_SERVICE, ServiceTokenSource
-from bobdesk_shared.logs import configure_logging
-from bobdesk_shared.mongo import connect, ping
+from bobdesk_shared.mongo import ping
 from bobdesk_shared.service_client import ServiceClient
+from bobdesk_shared.startup import ensure_indexes_or_defer, start
 from bobdesk_shared.web import create_app as create_web_app
-from pymongo.errors import PyMongoError
 
 from .api import internal, jarvis, public, rate_limit
-from .config import SERVICE_NAME, Settings, load_settings
+from .config import Settings, load_settings
 from .ingest_authorizer import HttpIngestAuthorizer, IngestAuthorizer
 from .repository import InvoiceRepository, PlatformRepository
 from .services import InvoiceService
 
-log = logging.getLogger(__name__)
-
+SERVICE_NAME = Settings.SERVICE_NAME
 MAX_BODY_BYTES = (5 << 20) + (64 << 10)  # a 5 MiB batch of invoices and its envelope
 
 DESCRIPTION = """Invoices ingested from accounting providers, matched to the company's contractors and tickets.
@@ -32,20 +28,16 @@ Amounts are exact JSON numbers; dates are ISO-8601 UTC with milliseconds; every 
 
 def create_app(settings: Settings | None = None, authorizer: IngestAuthorizer | None = None):
     settings = settings or load_settings()
-    configure_logging(SERVICE_NAME, settings.log_level)
-    mongo = connect(settings.mongo_uri, SERVICE_NAME)
+    mongo = start(settings)
     invoices = InvoiceRepository(mongo[settings.invoices_db])
-    try:
-        invoices.ensure_indexes()
-    except PyMongoError:
-        # Start anyway (/readyz answers 503); the indexes are ensured again at the next start.
-        log.warning("INVOICES_DB unreachable at start; indexes not ensured")
+    ensure_indexes_or_defer(invoices.ensure_indexes, "INVOICES_DB")
     if authorizer is None:
         tokens = ServiceTokenSource(settings.service_jwt_secret, INVOICES_SERVICE)
         authorizer = HttpIngestAuthorizer(ServiceClient(settings.connections_url, tokens))
     service = InvoiceService(invoices, PlatformRepository(mongo[settings.platform_db]), authorizer)
     app, _ = create_web_app(
-        settings, title="Bob! Desk invoices", description=DESCRIPTION, max_body_bytes=MAX_BODY_BYTES,
+        settings, import_name=__name__,
+        title="Bob! Desk invoices", description=DESCRIPTION, max_body_bytes=MAX_BODY_BYTES,
         blueprints=[public.blp, jarvis.blp], internal_blueprints=[internal.blp],
         ready_checks={"invoices_db": lambda: ping(mongo)},
     )

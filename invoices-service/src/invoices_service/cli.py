@@ -9,10 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bobdesk_shared.logs import configure_logging
-from bobdesk_shared.mongo import connect
+from bobdesk_shared.startup import start
 
-from .config import SERVICE_NAME, load_settings
+from .config import load_settings
 from .repository import InvoiceRepository
 
 SERVICE = "invoices-cli"
@@ -22,9 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m invoices_service.cli", description=__doc__)
     parser.add_argument("command", choices=["ensure-indexes"])
     parser.parse_args(argv)
-    settings = load_settings()
-    configure_logging(SERVICE, settings.log_level)
-    client = connect(settings.mongo_uri, f"{SERVICE_NAME}-cli")
+    settings = load_settings(service_name=SERVICE)
+    client = start(settings)
     try:
         InvoiceRepository(client[settings.invoices_db]).ensure_indexes()
     finally:

@@ -1,18 +1,22 @@
-"""Settings read from the environment (CONTRACTS section 2).
+"""Settings read from the environment, typed and checked by pydantic-settings.
 
-Each component declares one frozen settings dataclass built from `SharedSettings`
-fields plus its own. Dev defaults for secrets exist so that `make run` works on a
-fresh machine; they log a warning, and `ENV=production` refuses to start on them.
+Each component declares one settings class: `SharedSettings` fields plus its own,
+each field read from the variable of its name in capitals (or its
+`validation_alias`). `load` builds it from a mapping (default: the process
+environment) and turns any bad value into a `ConfigError` that names the variable.
+Dev defaults for secrets exist so that `make run` works on a fresh machine; a
+component started on them logs a warning, and `ENV=production` refuses them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import os
 from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-log = logging.getLogger(__name__)
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
 # Public on purpose: these values are known to everybody who reads this file,
 # which is exactly why production refuses them.
@@ -20,73 +24,67 @@ DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"
 DEV_SERVICE_JWT_SECRET = "dev-only-service-jwt-secret-change-me-0123456789"
 DEV_CREDENTIALS_KEYS = "dev:ZGV2LW9ubHktY3JlZGVudGlhbHMta2V5LTMyYnl0ZXM="  # b"dev-only-credentials-key-32bytes"
 
-DEFAULT_PORTS = {
-    "CONNECTIONS_PORT": 8001,
-    "INVOICES_PORT": 8002,
-    "WEBHOOKS_PORT": 8003,
-    "YOOZ_SIM_PORT": 8090,
-    "EMBEDDED_MONGO_PORT": 27117,
-}
+Port = Annotated[int, Field(ge=1, le=65535)]
+LogLevel = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+                     BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value)]
 
 
 class ConfigError(RuntimeError):
     """The environment cannot make a valid configuration; the message says why."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-    return value
+class EnvSettings(BaseSettings):
+    """Frozen settings built by `read` from a mapping, unknown variables ignored."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    # Variables whose value is never repeated in an error message.
+    SECRET_VARIABLES: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_other_sources):
+        # `read` reads the environment (or a given mapping); the class takes only what it is given.
+        return (init_settings,)
 
 
-def _str(env: Mapping[str, str], name: str, default: str) -> str:
-    raw = env.get(name)
-    return default if raw is None or raw == "" else raw
-
-
-@dataclasses.dataclass(frozen=True)
-class SharedSettings:
+class SharedSettings(EnvSettings):
     """Settings every component reads. Subclass it to add a component's own."""
 
-    env: str
-    mongo_uri: str
-    platform_db: str
-    jwt_secret: str
-    service_jwt_secret: str
-    credentials_keys: str
+    # Names the process in logs and metrics; not read from the environment.
+    SERVICE_NAME: ClassVar[str] = "bobdesk"
+    SECRET_VARIABLES = frozenset({"JWT_SECRET", "SERVICE_JWT_SECRET", "CREDENTIALS_KEYS", "MONGO_URI"})
+
+    service_name: str
+    env: Literal["development", "test", "production"] = "development"
+    embedded_mongo_port: Port = 27117
+    connections_port: Port = 8001
+    invoices_port: Port = 8002
+    mongo_uri: str = Field(repr=False)
+    platform_db: str = "platform"
+    jwt_secret: str = Field(DEV_JWT_SECRET, repr=False)
+    service_jwt_secret: str = Field(DEV_SERVICE_JWT_SECRET, repr=False)
+    credentials_keys: str = Field(DEV_CREDENTIALS_KEYS, repr=False)
     connections_url: str
     invoices_url: str
-    log_level: str
-    service_name: str
+    log_level: LogLevel = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_defaults(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """Where a variable is unset, the address the dev stack uses on its ports."""
+        mongo_port = values.get("embedded_mongo_port", 27117)
+        values.setdefault("mongo_uri", f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true")
+        values.setdefault("connections_url", f"http://127.0.0.1:{values.get('connections_port', 8001)}")
+        values.setdefault("invoices_url", f"http://127.0.0.1:{values.get('invoices_port', 8002)}")
+        return values
+
+    @field_validator("connections_url", "invoices_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
-
-    @classmethod
-    def shared_values(cls, env: Mapping[str, str], service_name: str) -> dict:
-        connections_port = _int(env, "CONNECTIONS_PORT", DEFAULT_PORTS["CONNECTIONS_PORT"], minimum=1)
-        invoices_port = _int(env, "INVOICES_PORT", DEFAULT_PORTS["INVOICES_PORT"], minimum=1)
-        mongo_port = _int(env, "EMBEDDED_MONGO_PORT", DEFAULT_PORTS["EMBEDDED_MONGO_PORT"], minimum=1)
-        return {
-            "env": _str(env, "ENV", "development"),
-            "mongo_uri": _str(env, "MONGO_URI", f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true"),
-            "platform_db": _str(env, "PLATFORM_DB", "platform"),
-            "jwt_secret": _str(env, "JWT_SECRET", DEV_JWT_SECRET),
-            "service_jwt_secret": _str(env, "SERVICE_JWT_SECRET", DEV_SERVICE_JWT_SECRET),
-            "credentials_keys": _str(env, "CREDENTIALS_KEYS", DEV_CREDENTIALS_KEYS),
-            "connections_url": _str(env, "CONNECTIONS_URL", f"http://127.0.0.1:{connections_port}").rstrip("/"),
-            "invoices_url": _str(env, "INVOICES_URL", f"http://127.0.0.1:{invoices_port}").rstrip("/"),
-            "log_level": _str(env, "LOG_LEVEL", "INFO").upper(),
-            "service_name": service_name,
-        }
 
     def dev_default_secrets(self) -> list[str]:
         """Names of the variables still on their public dev default."""
@@ -102,36 +100,68 @@ class SharedSettings:
         return names
 
     def check(self) -> None:
-        """Refuse production on dev secrets; warn about them elsewhere."""
-        if self.env not in ("development", "production", "test"):
-            raise ConfigError(f"ENV must be development, test or production, got {self.env!r}")
-        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {self.log_level!r}")
+        """Refuse production on dev secrets (elsewhere `startup.start` warns about them)."""
+        if not self.is_production:
+            return
         weak = self.dev_default_secrets()
-        if self.is_production:
-            if weak:
-                raise ConfigError(
-                    "ENV=production refuses the public dev default of " + ", ".join(weak) + ": set a real value"
-                )
-            if self.jwt_secret == self.service_jwt_secret:
-                raise ConfigError("ENV=production needs SERVICE_JWT_SECRET to differ from JWT_SECRET")
-        elif weak:
-            log.warning("using public dev default secrets", extra={"variables": weak})
+        if weak:
+            raise ConfigError("ENV=production refuses the public dev default of " + ", ".join(weak)
+                              + ": set a real value")
+        if self.jwt_secret == self.service_jwt_secret:
+            raise ConfigError("ENV=production needs SERVICE_JWT_SECRET to differ from JWT_SECRET")
 
 
-def load(settings_cls, service_name: str, env: Mapping[str, str] | None = None, **own):
-    """Build and check `settings_cls` from `env` (default: the process environment).
+class _MappingSource(EnvSettingsSource):
+    """pydantic-settings' environment source, over a given mapping instead of `os.environ`."""
 
-    `own` maps each extra field of `settings_cls` to a function `(env) -> value`.
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]):
+        self._mapping = env
+        super().__init__(settings_cls, case_sensitive=False, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._mapping, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+E = TypeVar("E", bound=EnvSettings)
+S = TypeVar("S", bound=SharedSettings)
+
+
+def read(settings_cls: type[E], env: Mapping[str, str] | None = None, **given: Any) -> E:
+    """`settings_cls` from `env` (default: the process environment), empty variables unset.
+
+    `given` values are taken as they are, not from the environment. A bad value is a
+    `ConfigError` naming each variable at fault.
     """
-    env = os.environ if env is None else env
-    values = SharedSettings.shared_values(env, service_name)
-    values.update({name: read(env) for name, read in own.items()})
-    settings = settings_cls(**values)
+    values = _MappingSource(settings_cls, os.environ if env is None else env)()
+    values.update(given)
+    try:
+        return settings_cls(**values)
+    except ValidationError as exc:
+        raise ConfigError(_explain(settings_cls, exc)) from None
+
+
+def load(settings_cls: type[S], env: Mapping[str, str] | None = None, *, service_name: str | None = None,
+         **given: Any) -> S:
+    """A component's settings, read and checked (production refuses dev secrets).
+
+    `service_name` overrides the class's `SERVICE_NAME` (one settings class serving
+    several processes names each); `given` values are taken as they are.
+    """
+    settings = read(settings_cls, env, service_name=service_name or settings_cls.SERVICE_NAME, **given)
     settings.check()
     return settings
 
 
-# Re-exported so component config modules read the environment the same way.
-read_int = _int
-read_str = _str
+def _explain(settings_cls: type[EnvSettings], error: ValidationError) -> str:
+    """`NAME: what is wrong (got 'value')` for each bad variable, secrets not repeated."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        info = settings_cls.model_fields.get(field)
+        alias = info.validation_alias if info is not None else None
+        variable = alias if isinstance(alias, str) else field.upper()
+        message = f"{variable}: {problem['msg']}"
+        if variable not in settings_cls.SECRET_VARIABLES and "input" in problem:
+            message += f" (got {problem['input']!r})"
+        lines.append(message)
+    return "; ".join(lines)

@@ -1,28 +1,84 @@
 """gunicorn settings shared by every HTTP component, read from the environment.
 
 `gunicorn -c python:bobdesk_shared.gunicorn_conf 'pkg.app:create_app()'`
-PORT (required), BIND_HOST (0.0.0.0), WEB_CONCURRENCY (2), GUNICORN_THREADS (4),
-GUNICORN_TIMEOUT (30), GUNICORN_GRACEFUL_TIMEOUT (25).
+PORT (required), BIND_HOST (127.0.0.1; the image sets 0.0.0.0), WEB_CONCURRENCY (2),
+GUNICORN_THREADS (4), GUNICORN_TIMEOUT (30), GUNICORN_GRACEFUL_TIMEOUT (25),
+GUNICORN_WORKER_TMP_DIR, FORWARDED_ALLOW_IPS (127.0.0.1), LOG_LEVEL (INFO).
+
+gunicorn's own lines (start, workers, signals, errors) go through the same JSON
+formatter as the component's, named after the component (its app module's
+`SERVICE_NAME`): the output holds nothing but JSON lines.
 """
 
+import importlib
 import os
 import tempfile
 
+from gunicorn.glogging import Logger
+from pydantic import Field
+
+from bobdesk_shared.config import EnvSettings, LogLevel, Port, read
+from bobdesk_shared.logs import configure_logging
 from bobdesk_shared.server_errors import install_gunicorn_json_errors
 
 install_gunicorn_json_errors()  # 414, 431 and malformed requests answered in the JSON error shape
 
-bind = f"{os.environ.get('BIND_HOST', '0.0.0.0')}:{os.environ['PORT']}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+
+class ServerSettings(EnvSettings):
+    port: Port
+    # Loopback unless told: a developer's machine does not publish its dev secrets' services.
+    bind_host: str = "127.0.0.1"
+    web_concurrency: int = Field(2, ge=1)
+    gunicorn_threads: int = Field(4, ge=1)
+    gunicorn_timeout: int = Field(30, ge=1)
+    gunicorn_graceful_timeout: int = Field(25, ge=0)
+    gunicorn_worker_tmp_dir: str | None = None
+    forwarded_allow_ips: str = "127.0.0.1"
+    log_level: LogLevel = "INFO"
+
+
+_server = read(ServerSettings)
+
+bind = f"{_server.bind_host}:{_server.port}"
+workers = _server.web_concurrency
+threads = _server.gunicorn_threads
 worker_class = "gthread"
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))
+timeout = _server.gunicorn_timeout
+graceful_timeout = _server.gunicorn_graceful_timeout
 keepalive = 5
 accesslog = None  # the app logs one structured line per request
 errorlog = "-"
-worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+loglevel = _server.log_level.lower()
+worker_tmp_dir = _server.gunicorn_worker_tmp_dir
+forwarded_allow_ips = _server.forwarded_allow_ips
+
+# gunicorn's loggers keep no handler of their own and propagate to the root's
+# JSON handler (which each worker's create_app installs again). Its access lines
+# are off: the app logs one structured line per request, with its request id.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "bobdesk_shared.logs.JsonFormatter", "service": "gunicorn"}},
+    "handlers": {"json": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": _server.log_level, "handlers": ["json"]},
+    "loggers": {
+        "gunicorn.error": {"level": _server.log_level, "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
+    },
+}
+
+
+class ComponentLogger(Logger):
+    """gunicorn's logger, with the master's lines named after the component from its first line on."""
+
+    def setup(self, cfg):
+        super().setup(cfg)  # applies logconfig_dict
+        # The process name defaults to the app argument, "package.app:create_app()".
+        module = importlib.import_module(cfg.proc_name.split(":", 1)[0])
+        configure_logging(module.SERVICE_NAME, _server.log_level)
+
+
+logger_class = ComponentLogger
 
 # Several workers share one /metrics: prometheus-client's multiprocess mode
 # needs a directory known before the workers import it.

@@ -11,14 +11,15 @@ Redaction works three ways, so a secret cannot leave through a log line:
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 import logging
 import re
 import sys
 import threading
-import traceback
 
-from .timeutil import iso_ms, utcnow
+from pythonjsonlogger import json as jsonlogger
+
+from .timeutil import iso_ms
 
 REDACTED = "[REDACTED]"
 _SECRET_KEY = re.compile(r"(api_?key|secret|password|token|authorization|cookie|signature|credential)", re.I)
@@ -28,9 +29,6 @@ _MIN_SECRET_LENGTH = 4
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 _pattern: re.Pattern | None = None
-
-# Attributes every LogRecord has; anything else came from `extra=`.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 
 
 def register_secret(value: str | None) -> None:
@@ -68,33 +66,46 @@ def redact(value, key: str | None = None):
     return redact_text(str(value))
 
 
-class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str):
-        super().__init__()
+class JsonFormatter(jsonlogger.JsonFormatter):
+    """python-json-logger's formatter with our field names, our timestamps and redaction.
+
+    Every line has `ts`, `level`, `service`, `logger` and `msg`, then the record's
+    `extra=` fields, then `exc` when an exception is attached.
+    """
+
+    def __init__(self, service: str = "unknown"):
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"},
+            json_default=str,
+        )
         self.service = service
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": iso_ms(utcnow()),
-            "level": record.levelname.lower(),
-            "service": self.service,
-            "logger": record.name,
-            "msg": redact_text(record.getMessage()),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = redact(value, key)
-        if record.exc_info:
-            entry["exc"] = redact_text("".join(traceback.format_exception(*record.exc_info)))
-        return json.dumps(entry, default=str, separators=(",", ":"))
+    def add_fields(self, log_data: dict, record: logging.LogRecord, message_dict: dict) -> None:
+        log_data["ts"] = iso_ms(dt.datetime.fromtimestamp(record.created, dt.UTC))
+        log_data["level"] = record.levelname.lower()
+        log_data["service"] = self.service
+        super().add_fields(log_data, record, message_dict)
+        log_data["level"] = record.levelname.lower()
+
+    def process_log_record(self, log_data: dict) -> dict:
+        log_data["msg"] = redact_text(str(log_data.get("msg", "")))
+        return {key: value if key in _OWN_FIELDS else redact(value, key) for key, value in log_data.items()}
+
+
+_OWN_FIELDS = {"ts", "level", "service", "logger"}
 
 
 def configure_logging(service: str, level: str = "INFO", stream=None) -> None:
-    """Route every logger of the process through one redacting JSON handler."""
+    """Route every logger of the process through one redacting JSON handler.
+
+    gunicorn's own loggers propagate to it too (`gunicorn_conf.logconfig_dict`), so
+    a component's output holds nothing but JSON lines.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Werkzeug's and gunicorn's access lines would duplicate our request log.
+    # Werkzeug's access lines would duplicate our request log.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

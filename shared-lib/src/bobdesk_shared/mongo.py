@@ -16,7 +16,6 @@ from prometheus_client import Counter, Histogram
 from pymongo import IndexModel, MongoClient, monitoring
 from pymongo.collection import Collection
 from pymongo.errors import ConnectionFailure, PyMongoError
-from pymongo.write_concern import WriteConcern
 
 log = logging.getLogger(__name__)
 
@@ -98,5 +97,3 @@ def ping(client: MongoClient, timeout_seconds: float = 2.0) -> bool:
     except PyMongoError:
         return False
 
-
-MAJORITY = WriteConcern("majority")

@@ -47,10 +47,6 @@ def parse_iso(value: str) -> dt.datetime:
     return parsed.astimezone(UTC)
 
 
-def from_millis(ms: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ms / 1000, UTC)
-
-
 OBJECT_ID_PATTERN = "^[0-9a-f]{24}$"  # also the `pattern` APIs document for an id
 _ID = re.compile(OBJECT_ID_PATTERN)
 

@@ -112,6 +112,7 @@ ReadyCheck = Callable[[], bool]
 def create_app(
     settings,
     *,
+    import_name: str,
     title: str,
     blueprints: Iterable[flask_smorest.Blueprint],
     ready_checks: dict[str, ReadyCheck],
@@ -119,7 +120,9 @@ def create_app(
     description: str = "",
     max_body_bytes: int = 1 << 20,
 ) -> tuple[Flask, Api | None]:
-    app = Flask(settings.service_name)
+    # The component's own package: Flask finds its root there (a service name such as
+    # "invoices-service" would resolve to the repository folder of that name).
+    app = Flask(import_name)
     app.json = UntrustedJsonProvider(app)
     app.config.update(
         SETTINGS=settings,

@@ -45,7 +45,8 @@ def client(settings_factory):
         def get(self):
             return jsonify(service=g.service.name)
 
-    app, _ = create_app(settings_factory(), title="probe", blueprints=[blp, internal], ready_checks={})
+    app, _ = create_app(settings_factory(), import_name=__name__, title="probe", blueprints=[blp, internal],
+                        ready_checks={})
     return app.test_client()
 
 

@@ -40,7 +40,7 @@ def app_and_state(settings_factory):
                 raise RuntimeError("internal detail: /srv/secret/path")
             return body
 
-    app, _ = create_app(settings_factory(), title="Things", blueprints=[blp],
+    app, _ = create_app(settings_factory(), import_name=__name__, title="Things", blueprints=[blp],
                         ready_checks={"database": lambda: state["ready"]})
     return app, state
 

@@ -12,8 +12,8 @@ import logging
 import signal
 import threading
 
-from bobdesk_shared.logs import configure_logging
-from bobdesk_shared.mongo import connect, ping
+from bobdesk_shared.mongo import ping
+from bobdesk_shared.startup import start
 from bobdesk_shared.web import create_app
 from werkzeug.serving import make_server
 
@@ -25,29 +25,28 @@ from ..webhooks.processor import EventProcessor
 from .polling import Poll
 from .runner import ClaimLoop
 
-SERVICE = "ingest-poller"
+SERVICE_NAME = "ingest-poller"
 log = logging.getLogger("ingest_worker.poller")
 
 
 def serve_operations(settings: Settings, mongo, connections, invoices):
     """/healthz, /readyz (INGEST_DB and both services reachable), /metrics, on a daemon thread."""
-    app, _ = create_app(settings, title="Bob! Desk poller", blueprints=[],
+    app, _ = create_app(settings, import_name=__name__, title="Bob! Desk poller", blueprints=[],
                         ready_checks={"ingest_db": lambda: ping(mongo), "connections_service": connections.healthy,
                                       "invoices_service": invoices.healthy})
-    server = make_server("0.0.0.0", settings.metrics_port, app, threaded=True)
+    server = make_server(settings.bind_host, settings.metrics_port, app, threaded=True)
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="operations",
                      daemon=True).start()
     return server
 
 
 def main() -> None:
-    settings = load_settings(service_name=SERVICE)
-    configure_logging(SERVICE, settings.log_level)
+    settings = load_settings(service_name=SERVICE_NAME)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
-    mongo = connect(settings.mongo_uri, SERVICE)
+    mongo = start(settings)
     connections, invoices = build_clients(settings, pool_size=settings.concurrency + 4)
     adapters = build_adapters(settings)
     operations = serve_operations(settings, mongo, connections, invoices)

@@ -19,7 +19,6 @@ believed only once Yooz answers 404 or a `deleted` status); other types are igno
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import email.utils
 import hashlib
@@ -30,8 +29,7 @@ from collections.abc import Iterator, Mapping
 from urllib.parse import quote
 
 import marshmallow as ma
-from bobdesk_shared import untrusted_json
-from bobdesk_shared.config import DEFAULT_PORTS, read_int, read_str
+from bobdesk_shared import config, untrusted_json
 from bobdesk_shared.timeutil import iso_ms, parse_iso
 
 from .. import canonical
@@ -135,9 +133,14 @@ def _updated_at(document: object) -> dt.datetime | None:
     return None
 
 
-@dataclasses.dataclass(frozen=True)
-class YoozSettings:
-    base_url: str
+class YoozSettings(config.EnvSettings):
+    yooz_sim_port: config.Port = 8090
+    yooz_base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """YOOZ_BASE_URL, or the simulator on YOOZ_SIM_PORT."""
+        return (self.yooz_base_url or f"http://127.0.0.1:{self.yooz_sim_port}").rstrip("/")
 
 
 def _event_text(value) -> bool:
@@ -193,8 +196,7 @@ class YoozAdapter(WebhookAdapter):
 
     @classmethod
     def load_settings(cls, env) -> YoozSettings:
-        sim_port = read_int(env, "YOOZ_SIM_PORT", DEFAULT_PORTS["YOOZ_SIM_PORT"], minimum=1)
-        return YoozSettings(base_url=read_str(env, "YOOZ_BASE_URL", f"http://127.0.0.1:{sim_port}").rstrip("/"))
+        return config.read(YoozSettings, env)
 
     @classmethod
     def from_settings(cls, settings) -> YoozAdapter:

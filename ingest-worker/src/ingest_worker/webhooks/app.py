@@ -7,13 +7,11 @@ webhook's invoice is published within moments of the 202.
 
 from __future__ import annotations
 
-import logging
 import threading
 
-from bobdesk_shared.logs import configure_logging
-from bobdesk_shared.mongo import connect, ping
+from bobdesk_shared.mongo import ping
+from bobdesk_shared.startup import ensure_indexes_or_defer, start
 from bobdesk_shared.web import create_app as create_web_app
-from pymongo.errors import PyMongoError
 
 from ..config import Settings, load_settings
 from ..providers import build_adapters, webhook_adapters
@@ -23,22 +21,15 @@ from .processor import EventProcessor
 from .services import Receiver
 from .views import blp
 
-log = logging.getLogger(__name__)
-
-SERVICE = "ingest-webhooks"
+SERVICE_NAME = "ingest-webhooks"
 MAX_BODY_BYTES = 64 << 10  # events are a few hundred bytes
 
 
 def create_app(settings: Settings | None = None):
-    settings = settings or load_settings(service_name=SERVICE)
-    configure_logging(SERVICE, settings.log_level)
-    mongo = connect(settings.mongo_uri, SERVICE)
+    settings = settings or load_settings(service_name=SERVICE_NAME)
+    mongo = start(settings)
     store = EventStore(mongo[settings.ingest_db], settings.webhook_event_retention_seconds)
-    try:
-        store.ensure_indexes()
-    except PyMongoError:
-        # Start anyway: /readyz says 503 and the first write creates them.
-        log.warning("INGEST_DB unreachable at start; indexes deferred")
+    ensure_indexes_or_defer(store.ensure_indexes, "INGEST_DB")
     connections, invoices = build_clients(settings)
     adapters = build_adapters(settings)
     processor = EventProcessor(store, connections, invoices, adapters, owner=f"{settings.worker_id}:webhooks",
@@ -46,7 +37,8 @@ def create_app(settings: Settings | None = None):
                                backoff_cap=settings.poll_interval_seconds)
     receiver = Receiver(webhook_adapters(adapters), connections, store, on_accept=processor.wake.set)
     app, _ = create_web_app(
-        settings, title="Bob! Desk webhook receiver", blueprints=[blp], max_body_bytes=MAX_BODY_BYTES,
+        settings, import_name=__name__,
+        title="Bob! Desk webhook receiver", blueprints=[blp], max_body_bytes=MAX_BODY_BYTES,
         description="Receives providers' signed webhooks and queues them for ingestion.",
         ready_checks={"ingest_db": lambda: ping(mongo), "connections_service": connections.healthy,
                       "invoices_service": invoices.healthy},

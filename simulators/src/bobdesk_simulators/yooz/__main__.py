@@ -6,12 +6,12 @@ YOOZ_SIM_HOST (127.0.0.1), YOOZ_SIM_DEMO (1: load the demo account), YOOZ_SIM_SE
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
+from typing import ClassVar
 
-from bobdesk_shared.config import DEFAULT_PORTS, read_int, read_str
+from bobdesk_shared import config
 from bobdesk_shared.logs import configure_logging
+from pydantic import Field
 
 from ..serving import serve
 from .app import build_app
@@ -20,26 +20,17 @@ from .state import Store
 log = logging.getLogger("bobdesk_simulators.yooz")
 
 
-@dataclasses.dataclass(frozen=True)
-class SimSettings:
-    host: str
-    port: int
-    demo: bool
-    seed: int | None
-    log_level: str
-    service_name: str = "yooz-sim"
+class SimSettings(config.EnvSettings):
+    host: str = Field("127.0.0.1", validation_alias="YOOZ_SIM_HOST")
+    port: int = Field(8090, ge=0, le=65535, validation_alias="YOOZ_SIM_PORT")
+    demo: bool = Field(True, validation_alias="YOOZ_SIM_DEMO")
+    seed: int | None = Field(None, validation_alias="YOOZ_SIM_SEED")
+    log_level: config.LogLevel = "INFO"
+    service_name: ClassVar[str] = "yooz-sim"
 
 
 def load_sim_settings(env=None) -> SimSettings:
-    env = os.environ if env is None else env
-    seed = read_str(env, "YOOZ_SIM_SEED", "")
-    return SimSettings(
-        host=read_str(env, "YOOZ_SIM_HOST", "127.0.0.1"),
-        port=read_int(env, "YOOZ_SIM_PORT", DEFAULT_PORTS["YOOZ_SIM_PORT"], minimum=0),
-        demo=read_str(env, "YOOZ_SIM_DEMO", "1") != "0",
-        seed=int(seed) if seed else None,
-        log_level=read_str(env, "LOG_LEVEL", "INFO").upper(),
-    )
+    return config.read(SimSettings, env)
 
 
 def main() -> None:

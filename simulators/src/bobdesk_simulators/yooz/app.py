@@ -269,7 +269,8 @@ class SendWebhook(MethodView):
 
 
 def build_app(store: Store, settings):
-    app, _ = create_app(settings, title="Yooz simulator", blueprints=[yooz, admin], ready_checks={},
+    app, _ = create_app(settings, import_name=__name__, title="Yooz simulator", blueprints=[yooz, admin],
+                        ready_checks={},
                         description=__doc__, max_body_bytes=8 << 20)
     app.config["SIM_STORE"] = store
     return app
