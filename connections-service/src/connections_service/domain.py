@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import random
 
+from bobdesk_shared.retry import backoff_delay
 from bobdesk_shared.timeutil import as_utc
 from bson import ObjectId
 
@@ -68,14 +68,10 @@ def _resync_progress(doc: dict, success: bool, stats: dict, now: dt.datetime) ->
 
 # --- poll results -----------------------------------------------------------------------------
 
-def retry_delay_seconds(failures: int, poll_interval: int, retry_after: int | None,
-                        rng: random.Random | None = None) -> float:
-    """Exponential backoff with full jitter, capped at 4 poll intervals, never before `retry_after`."""
-    rng = rng or random
-    cap = max(RETRY_BASE_SECONDS, poll_interval * 4)
-    ceiling = min(cap, RETRY_BASE_SECONDS * 2 ** min(max(0, failures - 1), 32))
-    delay = rng.uniform(MIN_RETRY_SECONDS, max(MIN_RETRY_SECONDS, ceiling))
-    return max(delay, float(retry_after or 0))
+def retry_delay_seconds(failures: int, poll_interval: int, retry_after: int | None) -> float:
+    """The platform's backoff from 30 s, capped at 4 poll intervals, at least 1 s and never before `retry_after`."""
+    return backoff_delay(failures, base=RETRY_BASE_SECONDS, cap=max(RETRY_BASE_SECONDS, poll_interval * 4),
+                         floor=MIN_RETRY_SECONDS, at_least=float(retry_after or 0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,8 +89,7 @@ class PollOutcome:
     resync_done: dict | None = None  # the full resync this poll completed
 
 
-def poll_outcome(doc: dict, result: dict, now: dt.datetime, poll_interval: int,
-                 rng: random.Random | None = None) -> PollOutcome:
+def poll_outcome(doc: dict, result: dict, now: dt.datetime, poll_interval: int) -> PollOutcome:
     """A success schedules the next poll one interval later, or at once when "poll now" was asked
     during the poll; a failure backs off (`retry_delay_seconds`)."""
     sync = doc.get("sync") or {}
@@ -110,7 +105,7 @@ def poll_outcome(doc: dict, result: dict, now: dt.datetime, poll_interval: int,
                            *_resync_progress(doc, True, stats, now))
     failures = int(sync.get("consecutive_failures", 0)) + 1
     error = {"kind": result["error"]["kind"], "message": result["error"]["message"], "at": now}
-    delay = retry_delay_seconds(failures, poll_interval, result.get("retry_after_seconds"), rng)
+    delay = retry_delay_seconds(failures, poll_interval, result.get("retry_after_seconds"))
     return PollOutcome(run, result.get("checkpoint"), now + dt.timedelta(seconds=delay), failures, None, error,
                        ingested, *_resync_progress(doc, False, stats, now))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import random
 
 import pytest
 from bobdesk_shared.timeutil import utcnow
@@ -64,16 +63,14 @@ def test_a_lease_holds_only_with_its_fence_until_it_expires():
 
 @pytest.mark.parametrize("failures", [1, 2, 3, 5, 10, 100])
 def test_retry_delay_is_full_jitter_under_an_exponential_ceiling_capped_at_four_intervals(failures):
-    rng = random.Random(failures)
     ceiling = min(60 * 4, 30 * 2 ** (failures - 1))
-    delays = [domain.retry_delay_seconds(failures, 60, None, rng) for _ in range(500)]
+    delays = [domain.retry_delay_seconds(failures, 60, None) for _ in range(500)]
     assert all(1 <= delay <= ceiling for delay in delays)
     assert max(delays) > ceiling * 0.8 and min(delays) < ceiling * 0.2  # spread over the whole range
 
 
 def test_retry_delay_never_comes_before_retry_after():
-    rng = random.Random(1)
-    assert all(domain.retry_delay_seconds(1, 60, 120, rng) >= 120 for _ in range(100))
+    assert all(domain.retry_delay_seconds(1, 60, 120) >= 120 for _ in range(100))
 
 
 def leased(**overrides):
@@ -106,7 +103,7 @@ def test_a_poll_now_asked_during_the_poll_makes_the_next_one_due_at_once():
 
 def test_failure_records_the_error_counts_it_and_never_sets_last_polled_at():
     result = {"outcome": "failure", "error": {"kind": "throttled", "message": "429"}, "retry_after_seconds": 90}
-    outcome = domain.poll_outcome(leased(), result, NOW, 60, random.Random(0))
+    outcome = domain.poll_outcome(leased(), result, NOW, 60)
     assert outcome.succeeded_at is None
     assert outcome.consecutive_failures == 3
     assert outcome.error == {"kind": "throttled", "message": "429", "at": NOW}

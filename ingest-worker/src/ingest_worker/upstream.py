@@ -1,18 +1,15 @@
 """The internal APIs the worker calls (docs/internal-api.md), as typed methods.
 
-Transport failures and 5xx are retried a few times (every call here is safe to
-repeat: leases are fenced, ingestion is idempotent) and then raised as
-`UpstreamError`. A 404/409 about the connection's state is `Refused`, which the
-poller obeys by stopping at once; any other answer is `UpstreamError` too.
+Transport failures and 5xx are retried a few times by the service client (every
+call here is safe to repeat: leases are fenced, ingestion is idempotent) and then
+raised as `UpstreamError`. A 404/409 about the connection's state is `Refused`,
+which the poller obeys by stopping at once; any other answer is `UpstreamError` too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
-import threading
-import time
 
 import requests
 from bobdesk_shared.auth import INGEST_WORKER, ServiceTokenSource
@@ -34,7 +31,8 @@ class UpstreamError(Exception):
 
 
 class Refused(Exception):
-    """404/409 about the connection: `code` is not_found, lease_lost, connection_inactive or no_webhook_secret."""
+    """404/409 about the connection: `code` is not_found, lease_lost, connection_inactive or no_webhook_secret
+    (conflict for a 409 that names no code)."""
 
     def __init__(self, status: int, code: str, message: str):
         super().__init__(f"{code}: {message}")
@@ -58,29 +56,22 @@ def _error(response: requests.Response) -> tuple[str, str]:
 class _Api:
     def __init__(self, base_url: str, tokens: ServiceTokenSource, *, attempts: int = 4, timeout=(3.0, 30.0),
                  pool_size: int = 16):
-        self.client = ServiceClient(base_url, tokens, timeout=timeout, pool_size=pool_size)
-        self.attempts = attempts
-        self._rng = random.Random()
-        self._lock = threading.Lock()
+        self.client = ServiceClient(base_url, tokens, timeout=timeout, pool_size=pool_size, attempts=attempts)
 
     def call(self, method: str, path: str, body: dict | None = None, *, expect: tuple[int, ...] = (200,),
              refusals: tuple[int, ...] = (404, 409)) -> requests.Response:
-        for attempt in range(self.attempts):
-            try:
-                response = self.client.request(method, path, json=body)
-                break
-            except ServiceCallError as exc:
-                if attempt + 1 == self.attempts:
-                    raise UpstreamError(str(exc)) from None
-                with self._lock:
-                    delay = self._rng.uniform(0, 0.2 * 2**attempt)
-                log.warning("service call failed; retrying", extra={"call": f"{method} {path}", "error": str(exc)})
-                time.sleep(delay)
+        try:
+            response = self.client.request(method, path, json=body)
+        except ServiceCallError as exc:
+            log.warning("service call failed", extra={"call": f"{method} {path}", "error": str(exc)})
+            raise UpstreamError(str(exc)) from None
         if response.status_code in expect:
             return response
         code, message = _error(response)
         if response.status_code in refusals:
-            raise Refused(response.status_code, code or "not_found", message)
+            # An answer without our error body (a proxy's, say) is named by its status alone.
+            raise Refused(response.status_code, code or ("not_found" if response.status_code == 404 else "conflict"),
+                          message)
         raise UpstreamError(f"{method} {path}: HTTP {response.status_code} {code} {message}".strip(),
                             response.status_code)
 

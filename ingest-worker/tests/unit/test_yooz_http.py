@@ -1,6 +1,7 @@
 """The Yooz adapter over HTTP: pooled session, retries, Retry-After, 401, paging and checkpoints."""
 
 import datetime as dt
+import email.utils
 import json
 import threading
 import time
@@ -16,7 +17,7 @@ from ingest_worker.providers.base import (
     StaticCall,
     Throttled,
 )
-from ingest_worker.providers.http import ProviderHttp, RetryPolicy
+from ingest_worker.providers.http import ProviderHttp, RetryPolicy, Transient
 from ingest_worker.providers.yooz import YoozAdapter
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
@@ -277,3 +278,52 @@ def test_a_future_dated_document_does_not_push_the_checkpoint_past_now(server, a
     assert before - dt.timedelta(seconds=1) <= mark <= dt.datetime.now(dt.UTC)
     list(adapter.list_changes(RecordingCall(), {"updated_since": "2999-01-01T00:00:00.000Z"}, 10))
     assert server.requests[1]["args"]["updated_since"] < "2999"
+
+
+def test_a_retry_after_given_as_an_http_date_is_honoured(server, adapter):
+    when = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20), usegmt=True)
+    server.reply(429, {}, {"Retry-After": when})
+    server.reply(body={"items": [], "next_cursor": None})
+    call = RecordingCall()
+    list(adapter.list_changes(call, None, 10))
+    assert len(call.waits) == 1 and 17 <= call.waits[0] <= 20
+
+
+class HeaderPacing:
+    """A provider's published limit: when an answer says none is left, hold that key until the reset."""
+
+    def __init__(self):
+        self.holds: dict[str, float] = {}
+        self.observed: list[tuple[str, int]] = []
+
+    def delay(self, api_key):
+        return self.holds.pop(api_key, 0.0)
+
+    def observe(self, api_key, status, headers):
+        self.observed.append((api_key, status))
+        if headers.get("ratelimit-remaining") == "0":
+            self.holds[api_key] = float(headers["ratelimit-reset"])
+
+
+def test_a_plugged_pacing_reads_every_answer_and_holds_the_next_call_of_the_same_key(server):
+    pacing = HeaderPacing()
+    http = ProviderHttp("paced", timeout=(1, 1), pacing=pacing,
+                        policy=RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_cap=0.02))
+    server.reply(500, {}, {"ratelimit-remaining": "0", "ratelimit-reset": "4"})
+    server.reply(200, {"n": 1}, {"ratelimit-remaining": "0", "ratelimit-reset": "5"})
+    server.reply(200, {"n": 2})
+
+    def interpret(status, body, headers):
+        if status >= 500:
+            raise Transient("server_error", f"HTTP {status}")
+        return json.loads(body)["n"]
+
+    call = RecordingCall()
+    assert http.get(call, server.url + "/a", params=None, headers=lambda key: {}, interpret=interpret) == 1
+    assert call.calls == 2 and call.waits[1] == 4  # the retry's backoff, then the hold the 500 asked for
+    other_key = RecordingCall("key-2")
+    assert http.get(other_key, server.url + "/b", params=None, headers=lambda key: {}, interpret=interpret) == 2
+    assert other_key.waits == []  # another key's budget is its own
+    assert pacing.observed == [("key-1", 500), ("key-1", 200), ("key-2", 200)]
+    assert pacing.delay("key-1") == 5
+    http.close()

@@ -12,6 +12,8 @@ Redaction works three ways, so a secret cannot leave through a log line:
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import json
 import logging
 import re
 import sys
@@ -78,6 +80,7 @@ class JsonFormatter(jsonlogger.JsonFormatter):
             "%(levelname)s %(name)s %(message)s",
             rename_fields={"levelname": "level", "name": "logger", "message": "msg", "exc_info": "exc"},
             json_default=str,
+            json_serializer=functools.partial(json.dumps, separators=(",", ":")),
         )
         self.service = service
 

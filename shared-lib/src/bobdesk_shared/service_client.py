@@ -1,7 +1,9 @@
 """Calls between our own components, authenticated with a short-lived service token.
 
-A pooled `requests.Session` with connect/read timeouts; transport errors and 5xx
-answers are raised as `ServiceCallError` so callers decide what is retryable.
+A pooled `requests.Session` with connect/read timeouts. A caller whose calls are
+all safe to repeat asks for `attempts` > 1: transport errors and 5xx answers are
+then retried on the pooled adapter (urllib3's `Retry`, the platform's backoff,
+Retry-After honoured). What still fails is raised as `ServiceCallError`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from requests.adapters import HTTPAdapter
 
 from .auth import ServiceTokenSource
 from .logs import redact_text
+from .retry import JitteredRetry
+
+RETRIED_STATUSES = (500, 502, 503, 504)
 
 
 class ServiceCallError(Exception):
@@ -19,12 +24,17 @@ class ServiceCallError(Exception):
 
 class ServiceClient:
     def __init__(self, base_url: str, token_source: ServiceTokenSource, *,
-                 timeout: tuple[float, float] = (3.0, 30.0), pool_size: int = 16):
+                 timeout: tuple[float, float] = (3.0, 30.0), pool_size: int = 16, attempts: int = 1,
+                 backoff_base: float = 0.2, backoff_cap: float = 2.0):
         self.base_url = base_url.rstrip("/")
         self._token = token_source
         self._timeout = timeout
         self._session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size)
+        # Every method is retried: only callers whose calls are idempotent ask for attempts.
+        retry = JitteredRetry(total=attempts - 1, status_forcelist=RETRIED_STATUSES, allowed_methods=None,
+                              backoff_factor=backoff_base, backoff_max=backoff_cap, raise_on_status=False,
+                              respect_retry_after_header=True)
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=retry)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 

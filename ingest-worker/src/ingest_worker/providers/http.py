@@ -1,12 +1,12 @@
-"""A provider HTTP client: pooled session, time-outs, bounded answers, retries.
+"""The provider HTTP client every adapter shares: pooled session, time-outs, bounded answers, one retry policy.
 
 Transport failures (time-outs, refused or reset connections, truncated or
 oversized bodies) are transient; the adapter's `interpret` says what else is
 (`Transient`, e.g. 5xx, malformed JSON, or 429 with the wait it asks for) and
-what is final (a `ProviderError`). Retries back off exponentially with full
-jitter and never sooner than a Retry-After; a wait longer than the policy allows
-ends the call with `Throttled`, so the connection's next poll is scheduled after
-it instead of holding a worker thread.
+what is final (a `ProviderError`). Retries follow the platform's backoff
+(tenacity, `bobdesk_shared.retry`) and never come sooner than a Retry-After; a
+wait longer than the policy allows ends the call with `Throttled`, so the
+connection's next poll is scheduled after it instead of holding a worker thread.
 
 An adapter whose provider publishes a rate limit plugs a `Pacing`: it reads the
 limit headers of every answer and says how long to hold the next call made with
@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Protocol, TypeVar
 
 import requests
+from bobdesk_shared.retry import full_jitter
 from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
@@ -50,10 +51,6 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
     max_retry_after: float = 30.0
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-        return rng.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
 
 
 class Pacing(Protocol):
@@ -91,14 +88,13 @@ Interpret = Callable[[int, bytes, Mapping[str, str]], T]
 
 class ProviderHttp:
     def __init__(self, provider: str, *, timeout: tuple[float, float], policy: RetryPolicy,
-                 pool_size: int = 16, max_body_bytes: int = 16 << 20, rng: random.Random | None = None,
-                 pacing: Pacing | None = None):
+                 pool_size: int = 16, max_body_bytes: int = 16 << 20, pacing: Pacing | None = None):
         self.provider = provider
         self.pacing = pacing
         self.timeout = timeout
         self.policy = policy
+        self.pacing = pacing
         self.max_body_bytes = max_body_bytes
-        self._rng = rng or random.Random()
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         self._session.mount("http://", adapter)
@@ -107,32 +103,46 @@ class ProviderHttp:
     def get(self, call: CallContext, url: str, *, params: dict | None, headers: Callable[[str], dict],
             interpret: Interpret[T]) -> T:
         """GET `url` until `interpret` returns, retrying transient failures per the policy."""
-        last: Transient | None = None
-        for attempt in range(self.policy.max_attempts):
-            api_key = call.before_call()
-            if self.pacing is not None and (hold := self.pacing.delay(api_key)) > 0:
-                call.wait(hold)
-            try:
-                status, body, response_headers = self._send(url, params, headers(api_key))
-                if self.pacing is not None:
-                    self.pacing.observe(api_key, status, response_headers)
-                return interpret(status, body, response_headers)
-            except Transient as exc:
-                last = exc
-            except ProviderError as exc:
-                PROVIDER_ERRORS.labels(self.provider, exc.metric).inc()
-                raise
-            PROVIDER_ERRORS.labels(self.provider, last.kind).inc()
-            if last.wait is not None and last.wait > self.policy.max_retry_after:
-                break
-            if attempt + 1 < self.policy.max_attempts:
-                backoff = self.policy.backoff(attempt, self._rng)
-                call.wait(max(backoff, last.wait) if last.wait is not None else backoff)
-        assert last is not None
+        backoff = full_jitter(self.policy.backoff_base, self.policy.backoff_cap)
+
+        def wait(state: RetryCallState) -> float:
+            asked = state.outcome.exception().wait
+            return max(backoff(state), asked) if asked is not None else backoff(state)
+
+        def waits_too_long(state: RetryCallState) -> bool:
+            asked = state.outcome.exception().wait
+            return asked is not None and asked > self.policy.max_retry_after
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(Transient), wait=wait,
+            stop=stop_after_attempt(self.policy.max_attempts) | waits_too_long,
+            sleep=call.wait, retry_error_callback=self._give_up,
+        )
+        return retrying(self._attempt, call, url, params, headers, interpret)
+
+    def _attempt(self, call: CallContext, url: str, params: dict | None, headers: Callable[[str], dict],
+                 interpret: Interpret[T]) -> T:
+        api_key = call.before_call()
+        if self.pacing is not None and (hold := self.pacing.delay(api_key)) > 0:
+            call.wait(hold)
+        try:
+            status, body, response_headers = self._send(url, params, headers(api_key))
+            if self.pacing is not None:
+                self.pacing.observe(api_key, status, response_headers)
+            return interpret(status, body, response_headers)
+        except Transient as exc:
+            PROVIDER_ERRORS.labels(self.provider, exc.kind).inc()
+            raise
+        except ProviderError as exc:
+            PROVIDER_ERRORS.labels(self.provider, exc.metric).inc()
+            raise
+
+    def _give_up(self, state: RetryCallState):
+        last = state.outcome.exception()
         if last.kind == "throttled":
             raise Throttled(f"{self.provider} kept throttling: {last.message}",
                             retry_after_seconds=math.ceil(last.wait or 0) or None)
-        raise ProviderUnavailable(f"{self.provider} failed {self.policy.max_attempts} times; last: {last.message}")
+        raise ProviderUnavailable(f"{self.provider} failed {state.attempt_number} times; last: {last.message}")
 
     def _send(self, url: str, params: dict | None, headers: dict) -> tuple[int, bytes, Mapping[str, str]]:
         try:

@@ -20,7 +20,6 @@ believed only once Yooz answers 404 or a `deleted` status); other types are igno
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import hashlib
 import hmac
 import logging
@@ -47,7 +46,7 @@ from .base import (
     WebhookAdapter,
     WebhookEvent,
 )
-from .http import ProviderHttp, RetryPolicy, Transient, json_answer
+from .http import ProviderHttp, RetryPolicy, Transient, json_answer, retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -68,26 +67,13 @@ class _CursorRefused(Exception):
     """Yooz answered 400 to a request carrying a cursor (expired or foreign)."""
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = (headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _common_errors(status: int, headers: Mapping[str, str]) -> None:
     if status == 401:
         raise BadCredentials("Yooz refused the API key (401)")
     if status == 429:
-        raise Transient("throttled", "Yooz throttled the request (429)", wait=_retry_after(headers))
+        raise Transient("throttled", "Yooz throttled the request (429)", wait=retry_after_seconds(headers))
     if status >= 500:
         raise Transient("server_error", f"Yooz answered HTTP {status}")
 

@@ -11,17 +11,17 @@ the queue and an event whose processor died is taken up again.
   "deleted" event alone never cancels anything, so a leaked webhook secret cannot.
 - connection unknown, deleted, inactive or without webhook secret by now: the
   event is dropped (the connection no longer ingests anything).
-- provider or service failure: retried with exponential backoff and full jitter,
-  capped at the poll interval (polling catches up anyway), up to a maximum.
+- provider or service failure: retried later by the platform's backoff (from 2 s,
+  capped at the poll interval: polling catches up anyway), up to a maximum.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 
 from bobdesk_shared.logs import register_secret
+from bobdesk_shared.retry import backoff_delay
 from pymongo.errors import PyMongoError
 
 from ..ingestion import map_documents
@@ -49,7 +49,6 @@ class EventProcessor:
         self.backoff_cap = backoff_cap
         self.idle_seconds = idle_seconds
         self.wake = threading.Event()
-        self._rng = random.Random()
 
     def run(self, stop: threading.Event) -> None:
         """Process events until `stop`; between empty claims, sleep until woken or `idle_seconds`."""
@@ -139,8 +138,7 @@ class EventProcessor:
             log.error("webhook event failed for good; polling will bring the change", extra={**context,
                                                                                           "error": detail})
             return
-        ceiling = min(self.backoff_cap, BACKOFF_BASE_SECONDS * 2 ** (event["attempts"] - 1))
-        delay = self._rng.uniform(0, ceiling)
+        delay = backoff_delay(event["attempts"], base=BACKOFF_BASE_SECONDS, cap=self.backoff_cap)
         self.store.retry_later(event, delay, detail)
         WEBHOOKS_PROCESSED.labels(event["provider"], "retry").inc()
         log.warning("webhook event will be retried", extra={**context, "error": detail,
