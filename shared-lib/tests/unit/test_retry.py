@@ -8,7 +8,7 @@ import pytest
 from bobdesk_shared.auth import ServiceTokenSource
 from bobdesk_shared.retry import backoff_delay
 from bobdesk_shared.service_client import ServiceCallError, ServiceClient
-from bobdesk_shared.testing import free_port
+from bobdesk_devtools.testing import free_port
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
