@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 
 import requests
 from bobdesk_shared.auth import mint_public_token, mint_user_token
 from bobdesk_shared.logs import configure_logging
 from bobdesk_shared.mongo import connect
+from bobdesk_shared.retry import full_jitter
 from bobdesk_simulators.pennylane import demo_data as pennylane_demo
 from bobdesk_simulators.yooz.demo_data import (
     DEMO_ACCOUNT,
@@ -34,6 +34,7 @@ from bobdesk_simulators.yooz.demo_data import (
 from bson import ObjectId
 from ingest_worker.config import Settings, load_settings
 from pymongo import UpdateOne
+from tenacity import Retrying, retry_if_exception_type, retry_if_result, stop_after_attempt
 
 log = logging.getLogger("bobdesk_devtools.demo")
 
@@ -82,17 +83,13 @@ def seed_platform(settings: Settings) -> None:
 
 
 def _request(method: str, url: str, *, attempts: int = 30, **kwargs) -> requests.Response:
-    """The services were just started: retry connection errors and 5xx for a few seconds."""
-    for attempt in range(attempts):
-        try:
-            response = requests.request(method, url, timeout=10, **kwargs)
-            if response.status_code < 500:
-                return response
-        except requests.RequestException:
-            if attempt + 1 == attempts:
-                raise
-        time.sleep(0.5)
-    return response
+    """The services were just started: retry connection errors and 5xx (the platform's backoff, under 1 s)."""
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts), wait=full_jitter(0.2, 1.0),
+        retry=retry_if_exception_type(requests.RequestException) | retry_if_result(lambda r: r.status_code >= 500),
+        retry_error_callback=lambda state: state.outcome.result(),  # the last answer, or its error raised
+    )
+    return retrying(requests.request, method, url, timeout=10, **kwargs)
 
 
 DEMO_SECRETS = {
@@ -137,7 +134,7 @@ def point_simulator_webhooks(settings: Settings, connection_id: str) -> str | No
 
 def main() -> int:
     settings = load_settings(service_name="ingest-demo")
-    configure_logging("ingest-demo", settings.log_level)
+    configure_logging(settings.service_name, settings.log_level)
     seed_platform(settings)
     user_token = mint_user_token(settings.jwt_secret, user_id=DEMO_USER, client=DEMO_COMPANY,
                                  permissions=["accounting"], ttl_seconds=TOKEN_TTL_SECONDS)

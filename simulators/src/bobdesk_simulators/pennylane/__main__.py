@@ -8,13 +8,13 @@ PENNYLANE_SIM_RATE_WINDOW_SECONDS (5), PENNYLANE_SIM_CHANGELOG_RETENTION_DAYS (2
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
-import os
+from typing import ClassVar
 
-from bobdesk_shared.config import read_int, read_str
+from bobdesk_shared import config
 from bobdesk_shared.logs import configure_logging
+from pydantic import Field
 
 from ..serving import serve
 from .app import build_app
@@ -24,31 +24,28 @@ log = logging.getLogger("bobdesk_simulators.pennylane")
 DEFAULT_PORT = 8091
 
 
-@dataclasses.dataclass(frozen=True)
-class SimSettings:
-    host: str
-    port: int
-    demo: bool
-    seed: int | None
-    rate_limit: RateLimit
-    retention: dt.timedelta
-    log_level: str
-    service_name: str = "pennylane-sim"
+class SimSettings(config.EnvSettings):
+    host: str = Field("127.0.0.1", validation_alias="PENNYLANE_SIM_HOST")
+    port: int = Field(DEFAULT_PORT, ge=0, le=65535, validation_alias="PENNYLANE_SIM_PORT")
+    demo: bool = Field(True, validation_alias="PENNYLANE_SIM_DEMO")
+    seed: int | None = Field(None, validation_alias="PENNYLANE_SIM_SEED")
+    rate_limit_requests: int = Field(25, ge=1, validation_alias="PENNYLANE_SIM_RATE_LIMIT")
+    rate_window_seconds: int = Field(5, ge=1, validation_alias="PENNYLANE_SIM_RATE_WINDOW_SECONDS")
+    retention_days: int = Field(28, ge=0, validation_alias="PENNYLANE_SIM_CHANGELOG_RETENTION_DAYS")
+    log_level: config.LogLevel = "INFO"
+    service_name: ClassVar[str] = "pennylane-sim"
+
+    @property
+    def rate_limit(self) -> RateLimit:
+        return RateLimit(limit=self.rate_limit_requests, window_seconds=self.rate_window_seconds)
+
+    @property
+    def retention(self) -> dt.timedelta:
+        return dt.timedelta(days=self.retention_days)
 
 
 def load_sim_settings(env=None) -> SimSettings:
-    env = os.environ if env is None else env
-    seed = read_str(env, "PENNYLANE_SIM_SEED", "")
-    return SimSettings(
-        host=read_str(env, "PENNYLANE_SIM_HOST", "127.0.0.1"),
-        port=read_int(env, "PENNYLANE_SIM_PORT", DEFAULT_PORT, minimum=0),
-        demo=read_str(env, "PENNYLANE_SIM_DEMO", "1") != "0",
-        seed=int(seed) if seed else None,
-        rate_limit=RateLimit(limit=read_int(env, "PENNYLANE_SIM_RATE_LIMIT", 25, minimum=1),
-                             window_seconds=read_int(env, "PENNYLANE_SIM_RATE_WINDOW_SECONDS", 5, minimum=1)),
-        retention=dt.timedelta(days=read_int(env, "PENNYLANE_SIM_CHANGELOG_RETENTION_DAYS", 28, minimum=0)),
-        log_level=read_str(env, "LOG_LEVEL", "INFO").upper(),
-    )
+    return config.read(SimSettings, env)
 
 
 def main() -> None:

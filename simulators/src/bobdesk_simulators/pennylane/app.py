@@ -183,7 +183,7 @@ class SupplierInvoiceChanges(MethodView):
 
 
 def build_app(store: Store, settings):
-    app, _ = create_app(settings, title="Pennylane simulator", blueprints=[pennylane, admin], ready_checks={},
-                        description=__doc__, max_body_bytes=8 << 20)
+    app, _ = create_app(settings, import_name=__name__, title="Pennylane simulator", blueprints=[pennylane, admin],
+                        ready_checks={}, description=__doc__, max_body_bytes=8 << 20)
     app.config["SIM_STORE"] = store
     return app
