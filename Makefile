@@ -17,7 +17,7 @@ export YOOZ_SIM_PORT ?= 8090
 export PENNYLANE_SIM_PORT ?= 8091
 export EMBEDDED_MONGO_PORT ?= 27117
 
-INSTALL_INPUTS := constraints.txt requirements-dev.txt $(wildcard */pyproject.toml)
+INSTALL_INPUTS := constraints.txt requirements-dev.txt deploy/checkov-constraints.txt $(wildcard */pyproject.toml)
 
 .PHONY: help install lock run run-mongo run-connections run-invoices run-webhooks run-worker run-yooz-sim run-pennylane-sim test lint bench clean
 

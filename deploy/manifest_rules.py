@@ -1,9 +1,14 @@
-"""Rules every rendered overlay of deploy/ must keep, as plain functions over manifests.
+"""Rules every rendered overlay of deploy/ must keep: checkov's generic ones, and our own.
 
-`render(overlay)` runs `kubectl kustomize deploy/overlays/<overlay>`; `check(resources,
-production=...)` returns the violations (empty when the overlay is fine). Each rule is a
+`render(overlay)` runs `kubectl kustomize deploy/overlays/<overlay>`. The generic Kubernetes
+checks (non-root, privilege, capabilities, seccomp, read-only root, requests and limits,
+probes, image tags) are checkov's: `checkov(named)` runs it once over several sets of
+manifests with deploy/checkov.yaml (which says why each skipped check is skipped).
+`check(resources, production=...)` returns the violations of our own rules: what checkov
+cannot know (our ports, commands and settings, who may reach whom, the public routes) and
+the few parts of the "restricted" Pod Security Standard it leaves out. Each rule is a
 function `(Manifests) -> Iterable[Violation]` registered with `@rule`; deploy/tests run
-them on both overlays and on deliberately broken copies, so a rule that stops catching
+both on the overlays and on deliberately broken copies, so a check that stops catching
 what it guards fails the tests too.
 
     .venv/bin/python deploy/manifest_rules.py [dev|prod ...]   # render, validate, report
@@ -13,10 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -25,6 +32,7 @@ import yaml
 DEPLOY_DIR = Path(__file__).resolve().parent
 OVERLAYS = ("dev", "prod")
 ENTRYPOINT = DEPLOY_DIR / "image" / "entrypoint.sh"
+CHECKOV_CONFIG = DEPLOY_DIR / "checkov.yaml"
 
 # Schemas: the oldest Kubernetes we support and the newest the validator knows, so an
 # API removed or added in between is caught. Kinds without a core schema (CRDs such as
@@ -65,7 +73,7 @@ MIN_REPLICAS = 2
 MIN_GRACE_SECONDS = {POLLER: 90, **dict.fromkeys(HTTP_COMPONENTS, 30)}
 
 SECRET_ENV = ("MONGO_URI", "JWT_SECRET", "SERVICE_JWT_SECRET", "CREDENTIALS_KEYS")
-# The non-secret settings of CONTRACTS section 2, from one ConfigMap.
+# The non-secret settings every component reads, from one ConfigMap.
 SETTINGS_KEYS = ("ENV", "CONNECTIONS_DB", "INVOICES_DB", "INGEST_DB", "PLATFORM_DB", "YOOZ_BASE_URL",
                  "CONNECTIONS_URL", "INVOICES_URL", "POLL_INTERVAL_SECONDS", "PUBLIC_API_RATE_LIMIT")
 SECRET_LOOKING_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|CREDENTIAL|PRIVATE|_KEYS?$|^MONGO_URI$", re.I)
@@ -281,21 +289,11 @@ def workloads_rule(m: Manifests) -> Iterator[Violation]:
                             "must stay suspended: it runs by hand, after a rollout (never on a schedule)")
 
 
-IMAGE_REF = re.compile(r"^(?P<repo>[^@]+?)(?::(?P<tag>[\w][\w.-]{0,127}))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$")
-
-
 @rule("image")
 def image_rule(m: Manifests) -> Iterator[Violation]:
-    """One image for every container, pinned by a tag (not latest) or a digest."""
-    images = set()
-    for resource in m.workloads():
-        for container in containers(pod_spec(resource)):
-            image = container.get("image") or ""
-            images.add(image)
-            match = IMAGE_REF.match(image)
-            if not match or not (match["tag"] or match["digest"]) or match["tag"] == "latest":
-                yield Violation("image", name_of(resource),
-                                f"image {image!r} must carry an explicit version tag (not latest) or digest")
+    """One image for every container (checkov's CKV_K8S_14 pins its tag)."""
+    images = {container.get("image") or "" for resource in m.workloads()
+              for container in containers(pod_spec(resource))}
     if len(images) > 1:
         yield Violation("image", "workloads", f"one image for every component, found {sorted(images)}")
 
@@ -305,38 +303,24 @@ def image_rule(m: Manifests) -> Iterator[Violation]:
 
 @rule("pod-security")
 def pod_security_rule(m: Manifests) -> Iterator[Violation]:
-    """The "restricted" Pod Security Standard, plus no API token in the pods."""
+    """What checkov leaves out of the "restricted" Pod Security Standard.
+
+    checkov accepts a high UID without runAsNonRoot, reads seccomp on the pod only and has
+    no check for hostPath volumes; the Namespace must also make the cluster enforce it all.
+    """
     for resource in m.workloads():
         where, spec = name_of(resource), pod_spec(resource)
         pod_context = spec.get("securityContext") or {}
         if pod_context.get("runAsNonRoot") is not True:
             yield Violation("pod-security", where, "pod securityContext.runAsNonRoot must be true")
-        if pod_context.get("runAsUser") == 0:
-            yield Violation("pod-security", where, "pod runs as root (runAsUser 0)")
-        for flag in ("hostNetwork", "hostPID", "hostIPC"):
-            if spec.get(flag):
-                yield Violation("pod-security", where, f"{flag} is not allowed")
         if any("hostPath" in volume for volume in spec.get("volumes") or []):
             yield Violation("pod-security", where, "hostPath volumes are not allowed")
-        if spec.get("automountServiceAccountToken") is not False:
-            yield Violation("pod-security", where, "automountServiceAccountToken must be false (no API access)")
         pod_seccomp = (pod_context.get("seccompProfile") or {}).get("type")
         for container in containers(spec):
-            context, label = container.get("securityContext") or {}, f"container {container.get('name')}"
-            seccomp = (context.get("seccompProfile") or {}).get("type") or pod_seccomp
-            if seccomp != "RuntimeDefault":
-                yield Violation("pod-security", where, f"{label}: seccompProfile must be RuntimeDefault")
-            if context.get("allowPrivilegeEscalation") is not False:
-                yield Violation("pod-security", where, f"{label}: allowPrivilegeEscalation must be false")
-            if context.get("privileged"):
-                yield Violation("pod-security", where, f"{label}: privileged")
-            if context.get("runAsUser") == 0 or context.get("runAsNonRoot") is False:
-                yield Violation("pod-security", where, f"{label}: runs as root")
-            capabilities = context.get("capabilities") or {}
-            if "ALL" not in (capabilities.get("drop") or []):
-                yield Violation("pod-security", where, f"{label}: capabilities.drop must contain ALL")
-            if capabilities.get("add"):
-                yield Violation("pod-security", where, f"{label}: adds capabilities {capabilities['add']}")
+            context = container.get("securityContext") or {}
+            if ((context.get("seccompProfile") or {}).get("type") or pod_seccomp) != "RuntimeDefault":
+                yield Violation("pod-security", where,
+                                f"container {container.get('name')}: seccompProfile must be RuntimeDefault")
     namespaces = m.of_kind("Namespace")
     if not namespaces:
         yield Violation("pod-security", "Namespace", "the overlay must declare its Namespace")
@@ -354,13 +338,12 @@ def emptydir_mounts(spec: Mapping, container: Mapping) -> set[str]:
 
 @rule("read-only-root")
 def read_only_root_rule(m: Manifests) -> Iterator[Violation]:
-    """Read-only root filesystem; /tmp an emptyDir (gunicorn's worker tmp, the metrics directory)."""
+    """With the root filesystem read-only (checkov's CKV_K8S_22): /tmp an emptyDir, where gunicorn's
+    worker files and the metrics directory live."""
     for resource in m.workloads():
         spec = pod_spec(resource)
         for container in containers(spec):
             label = f"container {container.get('name')}"
-            if (container.get("securityContext") or {}).get("readOnlyRootFilesystem") is not True:
-                yield Violation("read-only-root", name_of(resource), f"{label}: readOnlyRootFilesystem must be true")
             if "/tmp" not in emptydir_mounts(spec, container):  # noqa: S108 (the mount point we require)
                 yield Violation("read-only-root", name_of(resource), f"{label}: mount an emptyDir at /tmp")
             args = container.get("args") or []
@@ -384,7 +367,7 @@ def quantity(value) -> float | None:
 
 @rule("resources")
 def resources_rule(m: Manifests) -> Iterator[Violation]:
-    """CPU and memory requests and limits on every container, requests within limits."""
+    """Requests within limits (checkov's CKV_K8S_10 to 13 require both, for CPU and memory)."""
     for resource in m.workloads():
         for container in containers(pod_spec(resource)):
             declared = container.get("resources") or {}
@@ -393,8 +376,8 @@ def resources_rule(m: Manifests) -> Iterator[Violation]:
                 limit = (declared.get("limits") or {}).get(kind)
                 label = f"container {container.get('name')} {kind}"
                 if request is None or limit is None:
-                    yield Violation("resources", name_of(resource), f"{label}: needs a request and a limit")
-                elif quantity(request) is None or quantity(limit) is None or quantity(request) > quantity(limit):
+                    continue
+                if quantity(request) is None or quantity(limit) is None or quantity(request) > quantity(limit):
                     yield Violation("resources", name_of(resource), f"{label}: request {request} exceeds limit {limit}")
 
 
@@ -479,7 +462,7 @@ def secrets_rule(m: Manifests) -> Iterator[Violation]:
 
 @rule("settings")
 def settings_rule(m: Manifests) -> Iterator[Violation]:
-    """CONTRACTS section 2's settings from one ConfigMap; ENV=production in production."""
+    """The non-secret settings from one ConfigMap; ENV=production in production."""
     config_maps = {c["metadata"]["name"]: c.get("data") or {} for c in m.of_kind("ConfigMap")}
     for resource in m.workloads():
         for container in containers(pod_spec(resource)):
@@ -808,16 +791,50 @@ def network_rule(m: Manifests) -> Iterator[Violation]:
             yield Violation("network", source.name, "needs HTTPS egress to the provider's API")
 
 
+# ---------------------------------------------------------------- checkov
+
+
+def checkov_binary() -> str:
+    """CHECKOV, or the one `make install` puts in its own virtualenv beside the project's."""
+    return os.environ.get("CHECKOV") or str(Path(sys.prefix) / "checkov" / "bin" / "checkov")
+
+
+def checkov(named: Mapping[str, list[dict]]) -> dict[str, list[Violation]]:
+    """checkov's failed checks for each named set of manifests, all in one run (checkov is slow to start).
+
+    A violation's rule is the check id (CKV_K8S_...), `where` the resource checkov names.
+    """
+    binary = checkov_binary()
+    with tempfile.TemporaryDirectory(prefix="checkov-") as directory:
+        for name, resources in named.items():
+            Path(directory, f"{name}.yaml").write_text(yaml.safe_dump_all(resources, sort_keys=False))
+        try:
+            done = subprocess.run([binary, "--config-file", str(CHECKOV_CONFIG), "--directory", directory],
+                                  capture_output=True, text=True, timeout=600, check=False)
+        except FileNotFoundError:
+            raise RenderError(f"{binary} not found: `make install` installs checkov (or set CHECKOV)") from None
+    if done.returncode not in (0, 1):  # 1: some check failed
+        raise RenderError(f"checkov failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    report = json.loads(done.stdout)
+    found: dict[str, list[Violation]] = {name: [] for name in named}
+    for failed in report["results"]["failed_checks"]:
+        found[Path(failed["file_path"]).stem].append(Violation(failed["check_id"], failed["resource"],
+                                                               failed["check_name"]))
+    return found
+
+
 # ---------------------------------------------------------------- command line
 
 
 def main(argv: list[str]) -> int:
     failed = False
-    for overlay in argv or OVERLAYS:
-        violations = check(render(overlay), production=overlay == "prod")
+    overlays = {overlay: render(overlay) for overlay in argv or OVERLAYS}
+    generic = checkov(overlays)
+    for overlay, resources in overlays.items():
+        violations = check(resources, production=overlay == "prod") + generic[overlay]
         for violation in violations:
             print(f"overlays/{overlay}: {violation}")
-        print(f"overlays/{overlay}: {'FAILED' if violations else 'ok'} ({len(RULES)} rules)")
+        print(f"overlays/{overlay}: {'FAILED' if violations else 'ok'} ({len(RULES)} rules and checkov's checks)")
         failed |= bool(violations)
     return 1 if failed else 0
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv and install every package of the repo, pinned by constraints.txt.
+# Create .venv and install every package of the repo, pinned by constraints.txt, and
+# checkov in a virtualenv of its own (.venv/checkov, pinned by deploy/checkov-constraints.txt):
+# it pins packaging<24, which pytest cannot share.
 # Several `make` targets may start at once: an exclusive lock makes the second wait,
 # then find the stamp fresh and do nothing.
 set -euo pipefail
@@ -8,13 +10,15 @@ VENV=.venv
 STAMP=$VENV/.installed
 PACKAGES=(shared-lib connections-service invoices-service ingest-worker)  # production: what the image installs
 DEV_PACKAGES=(simulators devtools)  # development only: never in the image
+CHECKOV_VENV=$VENV/checkov
+CHECKOV_CONSTRAINTS=deploy/checkov-constraints.txt
 mkdir -p .data
 exec 9>.data/install.lock
 flock 9
 
 fresh() {
   [[ -f $STAMP ]] || return 1
-  for input in constraints.txt requirements-dev.txt */pyproject.toml; do
+  for input in constraints.txt requirements-dev.txt "$CHECKOV_CONSTRAINTS" */pyproject.toml; do
     [[ $input -nt $STAMP ]] && return 1
   done
   return 0
@@ -27,7 +31,13 @@ if [[ ${1:-} == --relock ]]; then
   .data/lockvenv/bin/pip install -q "${PACKAGES[@]/#/./}" "${DEV_PACKAGES[@]/#/./}" -r requirements-dev.txt
   { echo "# Pinned versions of every dependency (runtime and dev). Regenerate with 'make lock'."
     .data/lockvenv/bin/pip freeze --exclude-editable | grep -vi '^bobdesk-'; } > constraints.txt
-  echo "constraints.txt re-resolved; review 'git diff constraints.txt'"
+  rm -rf .data/lockvenv-checkov
+  python3 -m venv .data/lockvenv-checkov
+  .data/lockvenv-checkov/bin/pip install -q --upgrade pip
+  .data/lockvenv-checkov/bin/pip install -q checkov
+  { sed -n '/^#/p' "$CHECKOV_CONSTRAINTS"; .data/lockvenv-checkov/bin/pip freeze; } > "$CHECKOV_CONSTRAINTS.new"
+  mv "$CHECKOV_CONSTRAINTS.new" "$CHECKOV_CONSTRAINTS"
+  echo "constraints.txt and $CHECKOV_CONSTRAINTS re-resolved; review 'git diff'"
   exit 0
 fi
 
@@ -50,7 +60,10 @@ echo "installing into $VENV (pinned by constraints.txt)..."
 editable=()
 for package in "${PACKAGES[@]}" "${DEV_PACKAGES[@]}"; do editable+=(-e "./$package"); done
 "$VENV/bin/python" -m pip install -q -c constraints.txt "${editable[@]}" -r requirements-dev.txt 2>&1 | grep -v "is ignored" || true
-"$VENV/bin/python" -c "import bobdesk_shared, bobdesk_simulators, bobdesk_devtools, flask_smorest, pymongo, nacl, jwt, secantus" 
+"$VENV/bin/python" -c "import bobdesk_shared, bobdesk_simulators, bobdesk_devtools, flask_smorest, pymongo, nacl, jwt, secantus"
+[[ -x $CHECKOV_VENV/bin/python ]] || python3 -m venv "$CHECKOV_VENV"
+"$CHECKOV_VENV/bin/python" -m pip install -q -c "$CHECKOV_CONSTRAINTS" checkov 2>&1 | grep -v "is ignored" || true
+"$CHECKOV_VENV/bin/checkov" --version >/dev/null
 install_chromium
 touch "$STAMP"
 echo "installed."

@@ -23,3 +23,9 @@ manifest_rules = sys.modules["manifest_rules"]
 def rendered() -> dict[str, list[dict]]:
     """Each overlay rendered once by `kubectl kustomize` (the tests copy before they mutate)."""
     return {overlay: manifest_rules.render(overlay) for overlay in manifest_rules.OVERLAYS}
+
+
+@pytest.fixture(scope="session")
+def checkov_found(rendered) -> dict[str, list]:
+    """checkov's failed checks on each overlay, from one run for the session (it is slow to start)."""
+    return manifest_rules.checkov(rendered)

@@ -1,6 +1,7 @@
 """Each rule catches the breakage it guards against: every case below breaks a copy of a
-rendered overlay in one way and expects the named rule to report it. A rule that stopped
-catching (or a manifest that passed by accident) fails here."""
+rendered overlay in one way and expects the named rule (ours) or check (checkov's CKV_K8S_...)
+to report it. A rule that stopped catching (or a manifest that passed by accident) fails here.
+checkov runs once for every case of its own (conftest.py), so the cases cost one start."""
 
 import copy
 
@@ -80,35 +81,37 @@ BREAKAGES = [
      lambda r: set_in(env(r, "ingest-poller", "WORKER_METRICS_PORT"), "value", "9000")),
     ("workloads", "gunicorn on a port the pod does not declare",
      lambda r: set_in(env(r, "invoices-service", "PORT"), "value", "8001")),
-    ("image", "latest tag", lambda r: set_in(container(r, HTTP), "image", "ghcr.io/bobdesk/invoice-platform:latest")),
-    ("image", "untagged image", lambda r: set_in(container(r, HTTP), "image", "ghcr.io/bobdesk/invoice-platform")),
+    ("CKV_K8S_14", "latest tag",
+     lambda r: set_in(container(r, HTTP), "image", "ghcr.io/bobdesk/invoice-platform:latest")),
+    ("CKV_K8S_14", "untagged image", lambda r: set_in(container(r, HTTP), "image", "ghcr.io/bobdesk/invoice-platform")),
     ("image", "two images", lambda r: set_in(container(r, "ingest-poller"), "image", "ghcr.io/other/poller:1")),
     # pod security
     ("pod-security", "runAsNonRoot dropped",
      lambda r: pod(r, "Deployment", HTTP)["securityContext"].pop("runAsNonRoot")),
-    ("pod-security", "container as root", lambda r: set_in(container(r, HTTP)["securityContext"], "runAsUser", 0)),
-    ("pod-security", "privilege escalation",
+    ("CKV_K8S_40", "container as root", lambda r: set_in(container(r, HTTP)["securityContext"], "runAsUser", 0)),
+    ("CKV_K8S_20", "privilege escalation",
      lambda r: set_in(container(r, "invoices-service")["securityContext"], "allowPrivilegeEscalation", True)),
-    ("pod-security", "capabilities kept",
+    ("CKV_K8S_37", "capabilities kept",
      lambda r: container(r, "ingest-webhooks")["securityContext"].pop("capabilities")),
-    ("pod-security", "a capability added",
+    ("CKV_K8S_25", "a capability added",
      lambda r: set_in(container(r, "ingest-webhooks")["securityContext"]["capabilities"], "add", ["NET_ADMIN"])),
-    ("pod-security", "no seccomp profile", lambda r: pod(r, "Deployment", "ingest-poller")["securityContext"]
+    ("CKV_K8S_31", "no seccomp profile", lambda r: pod(r, "Deployment", "ingest-poller")["securityContext"]
      .pop("seccompProfile")),
     ("pod-security", "Unconfined seccomp on a container",
      lambda r: set_in(container(r, HTTP)["securityContext"], "seccompProfile", {"type": "Unconfined"})),
-    ("pod-security", "privileged", lambda r: set_in(container(r, HTTP)["securityContext"], "privileged", True)),
-    ("pod-security", "host network", lambda r: set_in(pod(r, "Deployment", HTTP), "hostNetwork", True)),
+    ("CKV_K8S_16", "privileged", lambda r: set_in(container(r, HTTP)["securityContext"], "privileged", True)),
+    ("CKV_K8S_19", "host network", lambda r: set_in(pod(r, "Deployment", HTTP), "hostNetwork", True)),
+    ("CKV_K8S_17", "host PID", lambda r: set_in(pod(r, "Deployment", HTTP), "hostPID", True)),
     ("pod-security", "hostPath volume", lambda r: pod(r, "Deployment", HTTP)["volumes"].append(
         {"name": "host", "hostPath": {"path": "/var/run"}})),
-    ("pod-security", "API token mounted", lambda r: pod(r, "Deployment", HTTP).pop("automountServiceAccountToken")),
-    ("pod-security", "a maintenance Job without security context",
+    ("CKV_K8S_38", "API token mounted", lambda r: pod(r, "Deployment", HTTP).pop("automountServiceAccountToken")),
+    ("CKV_K8S_30", "a maintenance Job without security context",
      lambda r: container(r, "rotate-keys", "CronJob").pop("securityContext")),
     ("pod-security", "namespace without the restricted standard",
      lambda r: next(x for x in r if x["kind"] == "Namespace")["metadata"]["labels"]
      .pop("pod-security.kubernetes.io/enforce")),
     # read-only root filesystem and /tmp
-    ("read-only-root", "writable root filesystem",
+    ("CKV_K8S_22", "writable root filesystem",
      lambda r: set_in(container(r, "ingest-poller")["securityContext"], "readOnlyRootFilesystem", False)),
     ("read-only-root", "no /tmp mount", lambda r: container(r, HTTP).pop("volumeMounts")),
     ("read-only-root", "/tmp not an emptyDir",
@@ -118,15 +121,18 @@ BREAKAGES = [
     ("read-only-root", "metrics directory unset", lambda r: container(r, "ingest-webhooks")["env"].remove(
         env(r, "ingest-webhooks", "PROMETHEUS_MULTIPROC_DIR"))),
     # resources
-    ("resources", "no limits", lambda r: container(r, "ingest-poller")["resources"].pop("limits")),
+    ("CKV_K8S_11", "no cpu limit", lambda r: container(r, "ingest-poller")["resources"]["limits"].pop("cpu")),
+    ("CKV_K8S_13", "no memory limit", lambda r: container(r, "ingest-poller")["resources"]["limits"].pop("memory")),
+    ("CKV_K8S_12", "no memory request", lambda r: container(r, HTTP)["resources"]["requests"].pop("memory")),
     ("resources", "request above limit",
      lambda r: set_in(container(r, HTTP)["resources"]["requests"], "memory", "1Gi")),
-    ("resources", "Job without cpu request",
+    ("CKV_K8S_10", "Job without cpu request",
      lambda r: container(r, "ensure-indexes-invoices", "CronJob")["resources"]["requests"].pop("cpu")),
     # probes, termination, scraping
     ("probes", "liveness not on /healthz",
      lambda r: set_in(container(r, HTTP)["livenessProbe"]["httpGet"], "path", "/")),
-    ("probes", "poller without readiness", lambda r: container(r, "ingest-poller").pop("readinessProbe")),
+    ("CKV_K8S_9", "poller without readiness", lambda r: container(r, "ingest-poller").pop("readinessProbe")),
+    ("CKV_K8S_8", "a service without liveness", lambda r: container(r, HTTP).pop("livenessProbe")),
     ("probes", "readiness on an undeclared port",
      lambda r: set_in(container(r, "invoices-service")["readinessProbe"]["httpGet"], "port", 9999)),
     ("termination", "poller killed before its batch ends",
@@ -154,7 +160,7 @@ BREAKAGES = [
     ("settings", "prod in development mode", lambda r: set_in(settings(r), "ENV", "development")),
     ("settings", "ENV overridden on a container",
      lambda r: container(r, "invoices-service")["env"].append({"name": "ENV", "value": "development"})),
-    ("settings", "a CONTRACTS setting missing", lambda r: settings(r).pop("YOOZ_BASE_URL")),
+    ("settings", "a shared setting missing", lambda r: settings(r).pop("YOOZ_BASE_URL")),
     ("settings", "no settings ConfigMap", lambda r: container(r, "ingest-poller").pop("envFrom")),
     # Services and Ingress
     ("services", "no Service for the receiver", lambda r: remove(r, "Service", "ingest-webhooks")),
@@ -227,8 +233,12 @@ BREAKAGES = [
 ]
 
 
-@pytest.mark.parametrize(("expected_rule", "breakage"), [(rule, fn) for rule, _, fn in BREAKAGES],
-                         ids=[f"{rule}: {what}" for rule, what, _ in BREAKAGES])
+OURS = [(rule, what, fn) for rule, what, fn in BREAKAGES if rule in manifest_rules.RULES]
+CHECKOVS = [(check, what, fn) for check, what, fn in BREAKAGES if check.startswith("CKV_")]
+
+
+@pytest.mark.parametrize(("expected_rule", "breakage"), [(rule, fn) for rule, _, fn in OURS],
+                         ids=[f"{rule}: {what}" for rule, what, _ in OURS])
 def test_rule_catches_breakage(rendered, expected_rule, breakage):
     resources = copy.deepcopy(rendered["prod"])
     breakage(resources)
@@ -236,8 +246,26 @@ def test_rule_catches_breakage(rendered, expected_rule, breakage):
     assert expected_rule in {v.rule for v in violations}, f"not caught; reported: {[str(v) for v in violations]}"
 
 
-def test_every_rule_has_breakage_cases():
-    covered = {rule for rule, _, _ in BREAKAGES} | {"schema"}  # schema: test_overlays.py
+@pytest.fixture(scope="module")
+def checkov_on_breakages(rendered, checkov_found):
+    """checkov's findings on every broken copy of prod, from one run."""
+    broken = {}
+    for index, (_, _, breakage) in enumerate(CHECKOVS):
+        broken[f"case-{index}"] = resources = copy.deepcopy(rendered["prod"])
+        breakage(resources)
+    return manifest_rules.checkov(broken)
+
+
+@pytest.mark.parametrize(("index", "expected_check"), [(index, check) for index, (check, _, _) in enumerate(CHECKOVS)],
+                         ids=[f"{check}: {what}" for check, what, _ in CHECKOVS])
+def test_checkov_catches_breakage(checkov_on_breakages, index, expected_check):
+    found = checkov_on_breakages[f"case-{index}"]
+    assert expected_check in {v.rule for v in found}, f"not caught; reported: {[str(v) for v in found]}"
+
+
+def test_every_case_names_a_rule_or_a_check_and_every_rule_has_cases():
+    assert len(OURS) + len(CHECKOVS) == len(BREAKAGES)
+    covered = {rule for rule, _, _ in OURS} | {"schema"}  # schema: test_overlays.py
     assert set(manifest_rules.RULES) <= covered
 
 
