@@ -20,13 +20,12 @@ no 429; a 429's retry-after is honoured, 5xx and time-outs are retried.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 
-from bobdesk_shared.config import read_int, read_str
+from bobdesk_shared import config
 from bobdesk_shared.timeutil import parse_iso
 
 from .. import canonical
@@ -118,9 +117,14 @@ def _siren(value: object) -> str | None:
     return digits if len(digits) == 9 and digits.isdigit() else None
 
 
-@dataclasses.dataclass(frozen=True)
-class PennylaneSettings:
-    base_url: str  # PENNYLANE_BASE_URL; unset: the simulator on PENNYLANE_SIM_PORT (8091)
+class PennylaneSettings(config.EnvSettings):
+    pennylane_sim_port: config.Port = DEFAULT_SIM_PORT
+    pennylane_base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """PENNYLANE_BASE_URL, or the simulator on PENNYLANE_SIM_PORT."""
+        return (self.pennylane_base_url or f"http://127.0.0.1:{self.pennylane_sim_port}").rstrip("/")
 
 
 class PennylaneAdapter(ProviderAdapter):
@@ -133,8 +137,7 @@ class PennylaneAdapter(ProviderAdapter):
 
     @classmethod
     def load_settings(cls, env: Mapping[str, str]) -> PennylaneSettings:
-        sim_port = read_int(env, "PENNYLANE_SIM_PORT", DEFAULT_SIM_PORT, minimum=1)
-        return PennylaneSettings(base_url=read_str(env, "PENNYLANE_BASE_URL", f"http://127.0.0.1:{sim_port}"))
+        return config.read(PennylaneSettings, env)
 
     @classmethod
     def from_settings(cls, settings) -> PennylaneAdapter:
