@@ -161,7 +161,7 @@ def test_an_unreachable_database_is_503_with_retry_after(settings_factory, error
     def db_view():
         raise error
 
-    app, _ = create_app(settings_factory(), title="db", blueprints=[blp], ready_checks={})
+    app, _ = create_app(settings_factory(), import_name=__name__, title="db", blueprints=[blp], ready_checks={})
     response = app.test_client().get("/db")
     if status == 503:
         _error(response, 503, "unavailable")
