@@ -51,8 +51,8 @@ def scripted():
 
 
 def client(url, **options):
-    return ServiceClient(url, ServiceTokenSource("s" * 32, "test"), timeout=(1, 2), backoff_base=0.01,
-                         backoff_cap=0.05, **options)
+    options = {"backoff_base": 0.01, "backoff_cap": 2.0} | options
+    return ServiceClient(url, ServiceTokenSource("s" * 32, "test"), timeout=(1, 2), **options)
 
 
 def test_5xx_and_every_method_are_retried_up_to_the_attempts(scripted):
@@ -81,6 +81,13 @@ def test_retry_after_is_honoured(scripted):
     client(scripted.url, attempts=2).request("GET", "/x")
     (_, first), (_, second) = scripted.seen
     assert second - first >= 0.95
+
+
+def test_a_retry_after_beyond_the_cap_ends_the_retries_with_the_last_answer(scripted):
+    scripted.replies.extend([(503, {"Retry-After": "5"}), (200, {})])
+    with pytest.raises(ServiceCallError, match="HTTP 503"):
+        client(scripted.url, attempts=4).request("GET", "/x")
+    assert len(scripted.seen) == 1
 
 
 def test_an_unreachable_service_is_a_service_call_error_after_the_attempts():
