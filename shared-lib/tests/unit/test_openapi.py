@@ -50,8 +50,8 @@ def _blueprints():
 @pytest.fixture
 def client(settings_factory):
     public, internal = _blueprints()
-    app, _ = create_app(settings_factory(), title="Things", blueprints=[public], internal_blueprints=[internal],
-                        ready_checks={})
+    app, _ = create_app(settings_factory(), import_name=__name__, title="Things", blueprints=[public],
+                        internal_blueprints=[internal], ready_checks={})
     return app.test_client()
 
 
@@ -106,7 +106,7 @@ def test_docs_page_loads_everything_from_the_component(client):
 
 
 def test_a_component_without_client_routes_serves_no_document(settings_factory):
-    app, api = create_app(settings_factory(), title="Ops", blueprints=[], ready_checks={})
+    app, api = create_app(settings_factory(), import_name=__name__, title="Ops", blueprints=[], ready_checks={})
     client = app.test_client()
     assert api is None
     assert client.get("/openapi.json").status_code == 404
