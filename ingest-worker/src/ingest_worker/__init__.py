@@ -1,1 +1,1 @@
-"""Placeholder until the component lands."""
+"""The ingest worker: the poller, the webhook receiver and the provider adapters (see its README)."""

@@ -1,4 +1,4 @@
-"""The three token kinds of CONTRACTS section 3, with PyJWT.
+"""The three token kinds (jarvis user, public API, service), with PyJWT.
 
 Every token is HS256 with a required `exp` and a pinned audience; a token of one
 kind is refused where another is expected because the audiences differ (and the

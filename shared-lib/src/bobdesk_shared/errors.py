@@ -1,4 +1,4 @@
-"""One error shape for every 4xx/5xx (CONTRACTS section 4).
+"""One error shape for every 4xx/5xx.
 
 `{"error": {"code": "<snake_case>", "message": "<text>", "details": {...}?}}`
 Views raise an `ApiError` subclass; werkzeug and flask-smorest errors are

@@ -1,4 +1,4 @@
-"""Dates and ids as the APIs render them (CONTRACTS section 7).
+"""Dates and ids as the APIs render them: ISO-8601 UTC with milliseconds, 24-hex ids.
 
 MongoDB stores datetimes with millisecond precision, so every time we create
 is truncated to the millisecond first: what we compare in Python is then what
