@@ -1,6 +1,12 @@
-"""Batches are split to fit invoices-service's limits (500 invoices, 5 MiB)."""
+"""Batches are split to fit invoices-service's limits (500 invoices, 5 MiB); refusals and failures are typed."""
 
+import threading
+
+import pytest
+from bobdesk_shared.auth import ServiceTokenSource
 from ingest_worker import upstream
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 
 def invoice(identifier, size=10):
@@ -26,3 +32,42 @@ def test_batches_hold_at_most_500_invoices_and_4_mib():
     assert all(sum(len(i["raw"]["blob"]) for i in p) <= upstream.MAX_BATCH_BYTES for p, _ in parts)
     assert sum(len(p) for p, _ in parts) == 10
     assert [len(c) for _, c in parts] == [1] + [0] * (len(parts) - 1)
+
+
+@pytest.fixture
+def answering():
+    """A service answering each request with the next (status, body) given."""
+    replies = []
+
+    @Request.application
+    def app(request):
+        status, body = replies.pop(0)
+        return Response(body, status=status, content_type="application/json")
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    api = upstream.ConnectionsApi(f"http://127.0.0.1:{server.server_port}", ServiceTokenSource("s" * 32, "test"),
+                                  attempts=1)
+    yield replies, api
+    api.close()
+    server.shutdown()
+
+
+@pytest.mark.parametrize("status, body, code", [
+    (409, '{"error": {"code": "lease_lost", "message": "fenced"}}', "lease_lost"),
+    (409, "<html>conflict</html>", "conflict"),
+    (404, "", "not_found"),
+])
+def test_a_refusal_is_named_by_its_code_or_else_by_its_status(answering, status, body, code):
+    replies, api = answering
+    replies.append((status, body))
+    with pytest.raises(upstream.Refused) as caught:
+        api.release("0" * 24, 1)
+    assert caught.value.code == code and caught.value.status == status
+
+
+def test_a_service_failure_is_an_upstream_error(answering):
+    replies, api = answering
+    replies.append((503, "{}"))
+    with pytest.raises(upstream.UpstreamError, match="HTTP 503"):
+        api.release("0" * 24, 1)
