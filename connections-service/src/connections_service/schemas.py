@@ -150,8 +150,8 @@ class ResyncSchema(ma.Schema):
 
 
 class SyncRequestSchema(StrictSchema):
-    """A JSON body, `{}` to poll now: a POST authenticated by the session cookie must be
-    application/json, so no cross-site form can trigger it."""
+    """Optional; a POST authenticated by the session cookie alone must be application/json (`{}`
+    to poll now), so no cross-site form can trigger it."""
 
     full = JsonBoolean(load_default=False, metadata={
         "description": "true: a full resync. The next poll starts from no checkpoint, lists everything the "

@@ -112,7 +112,7 @@ def test_another_companys_connection_is_a_404_on_every_route(create, http, other
     for method, path, body in [("patch", f"/invoice-connections/{mine}", {"active": False}),
                                ("delete", f"/invoice-connections/{mine}", None),
                                ("get", f"/invoice-connections/{mine}/sync", None),
-                               ("post", f"/invoice-connections/{mine}/sync", None)]:
+                               ("post", f"/invoice-connections/{mine}/sync", {})]:
         response = getattr(http, method)(path, json=body, headers=other_company.headers)
         assert_error(response, 404, "not_found")
     doc = db.connections.find_one({"_id": ObjectId(mine)})
@@ -134,6 +134,14 @@ def test_an_id_in_upper_case_names_nothing_and_no_404_echoes_the_id(create, http
             error = assert_error(getattr(http, method)(path, headers=company.headers), 404, "not_found")
             assert requested not in error["message"] and requested.lower() not in error["message"]
     assert http.get(f"/invoice-connections/{mine}/sync", headers=company.headers).status_code == 200
+
+
+def test_poll_now_takes_a_json_body_or_none(create, http, company):
+    path = f"/invoice-connections/{create().get_json()['id']}/sync"
+    assert_error(http.post(path, data="full", content_type="text/plain", headers=company.headers), 415,
+                 "unsupported_media_type")
+    assert http.post(path, headers=company.headers).status_code == 202
+    assert http.post(path, json={}, headers=company.headers).status_code == 202
 
 
 def test_a_cross_site_form_cannot_poll_now(create, http, company, db):

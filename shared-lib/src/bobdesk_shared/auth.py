@@ -163,9 +163,6 @@ def require_user(permission: str = ACCOUNTING) -> User:
     tokens = [token for token in (bearer, cookie) if token is not None]
     if not tokens:
         raise Unauthorized("A session cookie or a Bearer token is required.")
-    # A cross-site form can POST with the cookie but cannot send this content type (nor a Bearer token).
-    if bearer is None and request.method == "POST" and request.mimetype != "application/json":
-        raise UnsupportedMediaType("A POST authenticated by the session cookie must be application/json.")
     users = [user_from_token(token, _settings().jwt_secret) for token in tokens]
     if len({(user.user_id, user.client) for user in users}) > 1:
         raise Unauthorized("The session cookie and the Bearer token name different users.",
@@ -173,6 +170,9 @@ def require_user(permission: str = ACCOUNTING) -> User:
     user = users[0]
     if permission not in user.permissions:
         raise Forbidden(f"The '{permission}' permission is required.", code="missing_permission")
+    # A cross-site form can POST with the cookie but cannot send this content type (nor a Bearer token).
+    if bearer is None and request.method == "POST" and request.mimetype != "application/json":
+        raise UnsupportedMediaType("A POST authenticated by the session cookie must be application/json.")
     return user
 
 

@@ -31,7 +31,14 @@ from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
 
 from . import openapi, untrusted_json
-from .errors import BadRequest, ServiceUnavailable, ValidationFailed, error_body, register_error_handlers
+from .errors import (
+    BadRequest,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    ValidationFailed,
+    error_body,
+    register_error_handlers,
+)
 from .server_errors import ChunkedBodyLimit
 
 log = logging.getLogger(__name__)
@@ -53,7 +60,10 @@ class Parser(FlaskParser):
     }
 
     def _raw_load_json(self, req):
+        # A route that takes a JSON body takes no other type (415); no body is no body.
         if not is_json_request(req):
+            if req.content_length or req.headers.get("Content-Type"):
+                raise UnsupportedMediaType("The body must be application/json.")
             return webargs_core.missing
         data = req.get_data(cache=True)
         if not data:

@@ -94,7 +94,7 @@ def test_docs_page_loads_everything_from_the_component(client):
     page = client.get("/docs")
     assert page.status_code == 200 and page.mimetype == "text/html"
     csp = page.headers["Content-Security-Policy"]
-    assert "default-src 'none'" in csp and "script-src 'self';" in csp
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp and "style-src 'self';" in csp
     html = page.get_data(as_text=True)
     assert "<script>" not in html and "http" not in html  # no inline script, nothing from elsewhere
     assets = re.findall(r'(?:src|href)="([^"]+)"', html)

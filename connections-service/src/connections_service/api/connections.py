@@ -107,12 +107,12 @@ class ConnectionSync(MethodView):
     @error(blp, 409, "The connection is inactive (`connection_inactive`).")
     @error(blp, 400, "The body is not `{\"full\": <boolean>}`.")
     @blp.doc(security=USER_SECURITY)
-    @blp.arguments(schemas.SyncRequestSchema, example={})
+    @blp.arguments(schemas.SyncRequestSchema, required=False, example={})
     @blp.response(202, schemas.SyncStatusSchema)
     def post(self, body, connection_id):
         """Poll now, or resync in full
 
-        `{}`: makes the connection due at once (after the current poll, if one is running).
+        No body (or `{}`): makes the connection due at once (after the current poll, if one is running).
         With `{"full": true}`: the next poll starts from no checkpoint, lists everything the provider
         holds and cancels the invoices it no longer has; `resync` in the sync status shows it until it
         is done (then `lastResync`), with its counts."""
