@@ -67,10 +67,24 @@ def test_no_internal_route_in_a_clients_document(urls, component):
         assert internal.json()["paths"] and all(path.startswith("/internal/") for path in internal.json()["paths"])
 
 
-# The HTTP server's own refusals of an over-long URL, header or body are rejections too.
+# The HTTP server's own refusals of an over-long URL, header or body are rejections too. A POST
+# authenticated by the session cookie alone must be JSON (415, the cookie scheme's documented
+# rule against cross-site forms), even where the body itself is optional (poll now).
 REJECTIONS = """[checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429",
                      "431", "5xx"]
+
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "415", "429", "5xx"]
+
+# A webhook secret on a connection whose provider sends no webhooks is a 400
+# (`webhooks_not_supported`) on PATCH too: the stored connection's provider decides, which no
+# PATCH body can show. Only that operation may answer a schema-valid body with 400.
+[[operations]]
+include-method = "PATCH"
+include-path = "/invoice-connections/{connection_id}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "415",
+                                                     "429", "5xx"]
 """
 
 

@@ -94,7 +94,7 @@ class ConnectionUpdateSchema(StrictSchema):
         "description": "Replacement API key; overwrites the stored one, never returned. Polled at once."})
     webhookSecret = ma.fields.String(**_webhook_secret, metadata={
         "description": "Replacement webhook secret; overwrites the stored one, never returned. "
-                       "409 `webhooks_not_supported` for a provider that sends no webhooks."})
+                       "400 `webhooks_not_supported` when the connection's provider sends no webhooks."})
     active = JsonBoolean(metadata={
         "description": "Enable or disable. 409 if enabling makes two active connections of the provider."})
 

@@ -57,11 +57,11 @@ def _not_found() -> NotFound:
     return NotFound("No such connection.")
 
 
-def _refuse_webhook_secret_unless_supported(provider: str, refusal: type[BadRequest | Conflict]) -> None:
-    """400 on create (the body names the provider: its document says so); 409 on update, where it
-    is the stored connection's provider that takes no secret, which no body can show."""
+def _refuse_webhook_secret_unless_supported(provider: str) -> None:
+    """A provider that sends no webhooks takes no secret: 400 on create and on update alike (on
+    update the stored connection's provider decides)."""
     if not PROVIDERS[provider].supports_webhooks:
-        raise refusal(f"{PROVIDERS[provider].name} sends no webhooks: a connection to it takes no webhook secret.",
+        raise BadRequest(f"{PROVIDERS[provider].name} sends no webhooks: a connection to it takes no webhook secret.",
                       code="webhooks_not_supported")
 
 
@@ -100,7 +100,7 @@ class ConnectionService:
     def create(self, client: ObjectId, provider: str, api_key: str, webhook_secret: str | None,
                active: bool) -> dict:
         if webhook_secret is not None:
-            _refuse_webhook_secret_unless_supported(provider, BadRequest)
+            _refuse_webhook_secret_unless_supported(provider)
         now = utcnow()
         connection_id = ObjectId()
         secrets = {"apiKey": self.secrets.seal(connection_id, "apiKey", api_key)}
@@ -119,7 +119,7 @@ class ConnectionService:
     def update(self, client: ObjectId, connection_id: str, changes: dict) -> dict:
         current = self.get(client, connection_id)
         if "webhookSecret" in changes:
-            _refuse_webhook_secret_unless_supported(current["provider"], Conflict)
+            _refuse_webhook_secret_unless_supported(current["provider"])
         fields, revoke_lease = domain.connection_changes(current, changes, utcnow())
         sealed = {field: self.secrets.seal(current["_id"], field, changes[field])
                   for field in ("apiKey", "webhookSecret") if field in changes}

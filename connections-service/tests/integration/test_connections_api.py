@@ -214,7 +214,7 @@ def test_a_webhook_secret_is_refused_for_a_provider_without_webhooks(create, htt
     path = f"/invoice-connections/{created['id']}"
     before = db.connections.find_one({"_id": ObjectId(created["id"])})
     for body in ({"webhookSecret": WEBHOOK_SECRET}, {"webhookSecret": WEBHOOK_SECRET, "active": False}):
-        assert_error(http.patch(path, json=body, headers=company.headers), 409, "webhooks_not_supported")
+        assert_error(http.patch(path, json=body, headers=company.headers), 400, "webhooks_not_supported")
     assert db.connections.find_one({"_id": ObjectId(created["id"])}) == before
     assert http.patch(path, json={"active": False}, headers=company.headers).status_code == 200
 

@@ -149,7 +149,8 @@ def test_an_unreadable_checkpoint_restarts_from_the_beginning(server, adapter):
 
 @pytest.mark.parametrize("status, body", [(500, {}), (502, b"<html>bad gateway</html>"), (503, {}),
                                           (200, b"{truncated"), (200, {"items": "nope"}), (200, [1]),
-                                          (200, {"items": [], "next_cursor": 5})])
+                                          (200, {"items": [], "next_cursor": 5}),
+                                          (200, b"[" * 100_000 + b"]" * 100_000)])
 def test_server_errors_and_malformed_answers_are_retried(server, adapter, status, body):
     server.reply(status, body)
     server.reply(body={"items": [doc("A", "2024-01-01T00:00:00Z")], "next_cursor": None})

@@ -65,8 +65,7 @@ class Connection(MethodView):
     @_documented
     @error(blp, 400, INVALID)
     @error(blp, 404, NOT_FOUND)
-    @error(blp, 409, CONFLICT + " Or a webhook secret for a connection whose provider sends no webhooks "
-                                "(`webhooks_not_supported`).")
+    @error(blp, 409, CONFLICT)
     @blp.doc(security=USER_SECURITY)
     @blp.arguments(schemas.ConnectionUpdateSchema, example=schemas.UPDATE_EXAMPLE)
     @blp.response(200, schemas.ConnectionSchema, example=schemas.UPDATED_EXAMPLE)

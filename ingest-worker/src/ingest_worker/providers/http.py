@@ -76,10 +76,11 @@ def json_answer(body: bytes) -> object:
     """A provider's JSON answer; anything else is a malformed answer, transient like a 5xx.
 
     Every number with a fraction (and NaN or Infinity) is a `Decimal`: amounts never pass through
-    a float, and a NaN stays in its document, which the mapping then refuses alone."""
+    a float, and a NaN stays in its document, which the mapping then refuses alone. Nesting past
+    the parser's recursion limit is malformed too."""
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise Transient("malformed", "the answer is not JSON") from None
 
 
@@ -90,7 +91,6 @@ class ProviderHttp:
     def __init__(self, provider: str, *, timeout: tuple[float, float], policy: RetryPolicy,
                  pool_size: int = 16, max_body_bytes: int = 16 << 20, pacing: Pacing | None = None):
         self.provider = provider
-        self.pacing = pacing
         self.timeout = timeout
         self.policy = policy
         self.pacing = pacing
