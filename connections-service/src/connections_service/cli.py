@@ -8,12 +8,11 @@ each swap is conditional on the ciphertext it read, so a PATCH made meanwhile wi
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 from bobdesk_shared.crypto import DecryptionError, KeyRing
-from bobdesk_shared.startup import start
+from bobdesk_shared.startup import run_command
 
 from .config import load_settings
 from .repository import ConnectionRepository
@@ -42,23 +41,27 @@ def rotate_keys(repository: ConnectionRepository, box: SecretBox) -> dict:
     return counts
 
 
+def _repository(settings, client) -> ConnectionRepository:
+    repository = ConnectionRepository(client[settings.connections_db])
+    repository.ensure_indexes()
+    return repository
+
+
+def ensure_indexes(settings, client) -> int:
+    _repository(settings, client)
+    return 0
+
+
+def rotate_keys_command(settings, client) -> int:
+    counts = rotate_keys(_repository(settings, client), SecretBox(KeyRing.parse(settings.credentials_keys)))
+    print(json.dumps(counts))
+    return 1 if counts["undecryptable"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m connections_service.cli", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["rotate-keys", "ensure-indexes"])
-    command = parser.parse_args(argv).command
-    settings = load_settings(service_name=SERVICE)
-    client = start(settings)
-    try:
-        repository = ConnectionRepository(client[settings.connections_db])
-        repository.ensure_indexes()
-        if command == "rotate-keys":
-            counts = rotate_keys(repository, SecretBox(KeyRing.parse(settings.credentials_keys)))
-            print(json.dumps(counts))
-            return 1 if counts["undecryptable"] else 0
-        return 0
-    finally:
-        client.close()
+    return run_command(argv, load_settings(service_name=SERVICE), prog="python -m connections_service.cli",
+                       description=__doc__,
+                       commands={"rotate-keys": rotate_keys_command, "ensure-indexes": ensure_indexes})
 
 
 if __name__ == "__main__":

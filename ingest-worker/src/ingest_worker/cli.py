@@ -6,10 +6,9 @@ create them ahead of time (deploy/: the ensure-indexes-ingest job).
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from bobdesk_shared.startup import start
+from bobdesk_shared.startup import run_command
 
 from .config import load_settings
 from .webhooks.events import EventStore
@@ -17,17 +16,14 @@ from .webhooks.events import EventStore
 SERVICE = "ingest-cli"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ingest_worker.cli", description=__doc__)
-    parser.add_argument("command", choices=["ensure-indexes"])
-    parser.parse_args(argv)
-    settings = load_settings(service_name=SERVICE)
-    client = start(settings)
-    try:
-        EventStore(client[settings.ingest_db], settings.webhook_event_retention_seconds).ensure_indexes()
-    finally:
-        client.close()
+def ensure_indexes(settings, client) -> int:
+    EventStore(client[settings.ingest_db], settings.webhook_event_retention_seconds).ensure_indexes()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(argv, load_settings(service_name=SERVICE), prog="python -m ingest_worker.cli",
+                       description=__doc__, commands={"ensure-indexes": ensure_indexes})
 
 
 if __name__ == "__main__":

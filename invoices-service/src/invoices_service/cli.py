@@ -6,10 +6,9 @@ ahead of time (deploy/: the ensure-indexes-invoices job), before a first rollout
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from bobdesk_shared.startup import start
+from bobdesk_shared.startup import run_command
 
 from .config import load_settings
 from .repository import InvoiceRepository
@@ -17,17 +16,14 @@ from .repository import InvoiceRepository
 SERVICE = "invoices-cli"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m invoices_service.cli", description=__doc__)
-    parser.add_argument("command", choices=["ensure-indexes"])
-    parser.parse_args(argv)
-    settings = load_settings(service_name=SERVICE)
-    client = start(settings)
-    try:
-        InvoiceRepository(client[settings.invoices_db]).ensure_indexes()
-    finally:
-        client.close()
+def ensure_indexes(settings, client) -> int:
+    InvoiceRepository(client[settings.invoices_db]).ensure_indexes()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(argv, load_settings(service_name=SERVICE), prog="python -m invoices_service.cli",
+                       description=__doc__, commands={"ensure-indexes": ensure_indexes})
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ answers 503 until it can); its indexes are ensured again at the next start.
 
 from __future__ import annotations
 
+import argparse
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -34,3 +35,21 @@ def ensure_indexes_or_defer(ensure: Callable[[], object], database_variable: str
     except PyMongoError:
         log.warning(f"{database_variable} unreachable at start; indexes not ensured",
                     extra={"database": database_variable})
+
+
+Command = Callable[[SharedSettings, MongoClient], int]
+
+
+def run_command(argv: Sequence[str] | None, settings: SharedSettings, *, prog: str, description: str | None,
+                commands: Mapping[str, Command]) -> int:
+    """An operations command line (`python -m <component>.cli <command>`): the command named on it
+    runs with the component's settings and database client; its exit status is the command's."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=list(commands))
+    command = parser.parse_args(argv).command
+    client = start(settings)
+    try:
+        return commands[command](settings, client)
+    finally:
+        client.close()
