@@ -1,31 +1,21 @@
 """The system under measurement: real processes on the embedded MongoDB (or MONGO_URI).
 
-The Yooz and Pennylane simulators, connections-service, invoices-service and the webhook
-receiver run under gunicorn as in production; pollers are started per scenario
-so each one's peak memory is its own. Every process logs to a file under the
-run's work directory (printed when something fails).
+bobdesk_devtools.stack starts them on free ports, as `make run` does: the Yooz and
+Pennylane simulators, and connections-service, invoices-service and the webhook receiver under
+gunicorn as in production; pollers are started per scenario so each one's peak
+memory is its own. Every process logs to a file under the run's work directory's
+logs/ (printed when something fails).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import uuid
 from pathlib import Path
 
 import requests
-from bobdesk_devtools.testing import (
-    TEST_ENV,
-    Process,
-    free_port,
-    gunicorn_args,
-    public_token,
-    start_embedded_mongo,
-    user_token,
-    wait_http,
-    wait_until,
-)
+from bobdesk_devtools import stack as launch
+from bobdesk_devtools.testing import TEST_ENV, public_token, user_token
 from bson import ObjectId
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
@@ -48,31 +38,15 @@ def peak_rss_mib(pid: int) -> float:
 
 
 class Stack:
+    """bobdesk_devtools.stack's processes on free ports, and the calls the scenarios make."""
+
     def __init__(self, workdir: Path, mongo_uri: str | None):
-        self.workdir = workdir
-        self.processes: list[Process] = []
-        self.mongo_process = None
-        if mongo_uri is None:
-            port = free_port()
-            self.mongo_process = start_embedded_mongo(port, str(workdir / "mongo"), str(workdir / "mongo.log"))
-            mongo_uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-        self.mongo_uri = mongo_uri
-        self.mongo = MongoClient(mongo_uri, tz_aware=True)
         suffix = uuid.uuid4().hex[:8]
         self.dbs = {"CONNECTIONS_DB": f"bench_conn_{suffix}", "INVOICES_DB": f"bench_inv_{suffix}",
                     "INGEST_DB": f"bench_ing_{suffix}", "PLATFORM_DB": f"bench_plat_{suffix}"}
-        ports = {name: free_port() for name in ("CONNECTIONS_PORT", "INVOICES_PORT", "WEBHOOKS_PORT",
-                                                 "YOOZ_SIM_PORT", "PENNYLANE_SIM_PORT")}
-        self.sim_url = f"http://127.0.0.1:{ports['YOOZ_SIM_PORT']}"
-        self.pennylane_url = f"http://127.0.0.1:{ports['PENNYLANE_SIM_PORT']}"
-        self.connections_url = f"http://127.0.0.1:{ports['CONNECTIONS_PORT']}"
-        self.invoices_url = f"http://127.0.0.1:{ports['INVOICES_PORT']}"
-        self.webhooks_url = f"http://127.0.0.1:{ports['WEBHOOKS_PORT']}"
-        self.env = {
-            **os.environ, **TEST_ENV, **self.dbs, **{k: str(v) for k, v in ports.items()},
-            "LOG_LEVEL": "WARNING", "MONGO_URI": mongo_uri, "YOOZ_BASE_URL": self.sim_url,
-            "PENNYLANE_BASE_URL": self.pennylane_url, "PENNYLANE_SIM_DEMO": "0",
-            "CONNECTIONS_URL": self.connections_url, "INVOICES_URL": self.invoices_url,
+        env = {
+            **os.environ, **TEST_ENV, **self.dbs, "LOG_LEVEL": "WARNING", "YOOZ_SIM_DEMO": "0",
+            "PENNYLANE_SIM_DEMO": "0",
             # One initial sync per connection: no second poll inside a measurement. An idle poller
             # claims every 250 ms (production: 1 s), each claim a database command during the sync.
             "POLL_INTERVAL_SECONDS": "600", "WORKER_LEASE_SECONDS": "60", "WORKER_IDLE_CLAIM_MS": "250",
@@ -80,6 +54,17 @@ class Stack:
             # webhook figure polls the public list of one company every 10 ms, the load 16 clients.
             "PUBLIC_API_RATE_LIMIT": "1000000/minute",
         }
+        for variable in ("YOOZ_BASE_URL", "PENNYLANE_BASE_URL"):
+            env.pop(variable, None)  # the scenarios drive the simulators' admin APIs
+        if mongo_uri:
+            env["MONGO_URI"] = mongo_uri
+        else:
+            env.pop("MONGO_URI", None)
+        self.launcher = launch.Stack(env, workdir, free_ports=True)
+        self.workdir = workdir
+        self.mongo = MongoClient(self.launcher.mongo_uri, tz_aware=True)
+        self.sim_url = self.launcher.env["YOOZ_BASE_URL"]
+        self.pennylane_url = self.launcher.env["PENNYLANE_BASE_URL"]
         self.http = requests.Session()
 
     @property
@@ -88,53 +73,27 @@ class Stack:
 
     # --- processes -------------------------------------------------------------------------
 
-    def start(self, name: str, args: list[str], extra: dict | None = None) -> Process:
-        process = Process(args, {**self.env, **(extra or {})}, self.workdir / f"{name}-{len(self.processes)}.log")
-        self.processes.append(process)
-        return process
-
     def start_services(self) -> None:
-        self.start("yooz-sim", [sys.executable, "-m", "bobdesk_simulators.yooz"], {"YOOZ_SIM_DEMO": "0"})
-        self.start("pennylane-sim", [sys.executable, "-m", "bobdesk_simulators.pennylane"])
-        for name, app, url in (("connections", "connections_service.app:create_app()", self.connections_url),
-                               ("invoices", "invoices_service.app:create_app()", self.invoices_url),
-                               ("webhooks", "ingest_worker.webhooks.app:create_app()", self.webhooks_url)):
-            args, extra = gunicorn_args(app, int(url.rsplit(":", 1)[1]), workers=2, threads=8)
-            self.start(name, args, extra)
-        wait_http(f"{self.sim_url}/healthz", 60)
-        wait_http(f"{self.pennylane_url}/healthz", 60)
-        for url in (self.connections_url, self.invoices_url, self.webhooks_url):
-            wait_until(lambda u=url: self._ready(u), 60, 0.2, f"{url}/readyz")
+        self.launcher.start(poller=False)
+        self.connections_url = self.launcher.url("connections-service")
+        self.invoices_url = self.launcher.url("invoices-service")
+        self.webhooks_url = self.launcher.url("webhook-receiver")
 
-    def start_poller(self) -> tuple[Process, str]:
+    def start_poller(self) -> tuple[launch.Process, str]:
         """A poller and the URL of its operations endpoints (/metrics: no database behind it)."""
-        port = free_port()
-        process = self.start("poller", [sys.executable, "-m", "ingest_worker.poller"],
-                             {"WORKER_METRICS_PORT": str(port)})
-        wait_http(f"http://127.0.0.1:{port}/healthz", 60)
-        return process, f"http://127.0.0.1:{port}"
+        process = self.launcher.start_poller()
+        return process, process.metrics_url
 
     @staticmethod
-    def stop_process(process: Process) -> None:
-        process.signal(signal.SIGTERM)
-        process.popen.wait(60)
+    def stop_process(process: launch.Process) -> None:
+        process.stop(60)
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-        for name in self.dbs.values():
-            self.mongo.drop_database(name)
+        if not self.launcher.embedded_mongo:  # an embedded server goes with its temporary storage
+            for name in self.dbs.values():
+                self.mongo.drop_database(name)
         self.mongo.close()
-        if self.mongo_process is not None:
-            os.killpg(self.mongo_process.pid, signal.SIGTERM)
-            self.mongo_process.wait(30)
-
-    @staticmethod
-    def _ready(url: str) -> bool:
-        try:
-            return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
+        self.launcher.stop()
 
     # --- the simulator -----------------------------------------------------------------------
 

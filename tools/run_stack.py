@@ -1,13 +1,14 @@
 """`make run`: the whole system in the foreground; Ctrl-C stops all of it.
 
-Starts the embedded MongoDB unless MONGO_URI is set and each provider simulator unless
-its base URL (YOOZ_BASE_URL, PENNYLANE_BASE_URL) is set, then every component that exists, waits for each to be
-ready, seeds the demo (bobdesk_devtools.demo) and prints the URLs and demo tokens.
+The processes are started by bobdesk_devtools.stack (the launcher the e2e tests and
+bench/ use too), on the ports of the environment or the defaults, with the data
+under .data/ and every component's JSON log in .data/logs/<component>.log. Once all
+answer, the demo is seeded (bobdesk_devtools.demo) and the console shows the URLs,
+the demo company, its tokens and commands to paste.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -15,117 +16,74 @@ import sys
 import time
 from pathlib import Path
 
-import requests
+from bobdesk_devtools.stack import Stack, StartFailed, log_tail
 
 ROOT = Path(__file__).resolve().parent.parent
-# Each provider simulator, started unless its base URL variable points at the provider.
-SIMULATORS = (
-    ("Yooz simulator", "bobdesk_simulators.yooz", "YOOZ_SIM_PORT", 8090, "YOOZ_BASE_URL"),
-    ("Pennylane simulator", "bobdesk_simulators.pennylane", "PENNYLANE_SIM_PORT", 8091, "PENNYLANE_BASE_URL"),
-)
-BIN = Path(sys.executable).parent
-GUNICORN = [str(BIN / "gunicorn"), "-c", "python:bobdesk_shared.gunicorn_conf"]
+DEMO_TIMEOUT_SECONDS = 120
 
 
-def port(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+def _interrupt(*_args) -> None:
+    # Once: a second Ctrl-C must not cut the shutdown short and leave processes behind.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
-def exists(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
+def seed_demo(stack: Stack) -> str:
+    """The demo's console text; its log goes to logs/demo.log."""
+    log_path = stack.logs / "demo.log"
+    print("  seeding the demo company")
+    with open(log_path, "wb") as log:
+        done = subprocess.run([sys.executable, "-m", "bobdesk_devtools.demo"], env=stack.env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, text=True,
+                              timeout=DEMO_TIMEOUT_SECONDS, check=False)
+    if done.returncode != 0:
+        raise StartFailed("demo seeder", f"exited with code {done.returncode}", log_path)
+    return done.stdout
 
 
-def wait_ready(name: str, url: str, procs: list[subprocess.Popen], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in procs):
-            raise SystemExit(f"a process exited while {name} was starting; see the output above")
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{name} was not ready at {url} after {timeout:.0f}s")
+def summary(stack: Stack, demo: str) -> str:
+    logs = stack.logs.relative_to(ROOT) if stack.logs.is_relative_to(ROOT) else stack.logs
+    lines = ["", "Bob! Desk is running. Ctrl-C stops everything.", ""]
+    lines += [f"  {name:<20} {url}" for name, url in stack.urls.items()]
+    lines += ["", f"  API documentation:   {stack.url('invoices-service')}/docs, "
+              f"{stack.url('connections-service')}/docs, {stack.url('webhook-receiver')}/docs",
+              f"  logs (JSON lines):   {logs}/<component>.log", demo.rstrip(), ""]
+    return "\n".join(lines)
 
 
-def main() -> None:
-    env = dict(os.environ)
-    env.setdefault("LOG_LEVEL", "WARNING")
-    procs: list[subprocess.Popen] = []
-
-    def start(name: str, argv: list[str], extra: dict | None = None) -> None:
-        print(f"starting {name}")
-        procs.append(subprocess.Popen(argv, cwd=ROOT, env={**env, **(extra or {})}))
-
-    def stop(*_):
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-
-    if not env.get("MONGO_URI"):
-        mongo_port = port("EMBEDDED_MONGO_PORT", 27117)
-        env["MONGO_URI"] = f"mongodb://127.0.0.1:{mongo_port}/?directConnection=true"
-        (ROOT / ".data/mongo").mkdir(parents=True, exist_ok=True)
-        start("embedded MongoDB", [str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(mongo_port),
-                                   "--storage-path", str(ROOT / ".data/mongo"), "--log-level", "WARNING"])
-        from bobdesk_devtools.testing import wait_until
-        from pymongo import MongoClient
-
-        client = MongoClient(env["MONGO_URI"], serverSelectionTimeoutMS=500)
-        wait_until(lambda: client.admin.command("ping"), 60, 0.2, "embedded MongoDB")
-
-    urls: dict[str, str] = {}
-    for name, module, port_var, default, base_url_var in SIMULATORS:
-        if not env.get(base_url_var) and exists(module):
-            env[base_url_var] = f"http://127.0.0.1:{port(port_var, default)}"
-            start(name, [str(BIN / "python"), "-m", module])
-            wait_ready(name, env[base_url_var] + "/healthz", procs)
-            urls[name] = env[base_url_var]
-
-    http_components = [
-        ("connections-service", "connections_service.app", "CONNECTIONS_PORT", 8001),
-        ("invoices-service", "invoices_service.app", "INVOICES_PORT", 8002),
-        ("webhook receiver", "ingest_worker.webhooks.app", "WEBHOOKS_PORT", 8003),
-    ]
-    for name, module, port_var, default in http_components:
-        if not exists(module):
-            print(f"({name} does not exist yet; skipped)")
-            continue
-        p = port(port_var, default)
-        start(name, [*GUNICORN, f"{module}:create_app()"], {"PORT": str(p)})
-        wait_ready(name, f"http://127.0.0.1:{p}/readyz", procs)
-        urls[name] = f"http://127.0.0.1:{p}  (docs: /docs)"
-
-    if exists("bobdesk_devtools.demo") and "YOOZ_BASE_URL" in env:
-        subprocess.run([str(BIN / "python"), "-m", "bobdesk_devtools.demo"], cwd=ROOT, env=env, check=True)
-    if exists("ingest_worker.poller"):
-        start("poller", [str(BIN / "python"), "-m", "ingest_worker.poller"])
-
-    print("\nBob! Desk invoice platform is running (Ctrl-C stops everything):")
-    print(f"  MongoDB               {env['MONGO_URI']}")
-    for name, url in urls.items():
-        print(f"  {name:<21} {url}")
-    sys.stdout.flush()
+def watch(stack: Stack) -> int:
+    """Until a process exits on its own: then say which, with its last log lines."""
     while True:
-        for proc in procs:
-            if proc.poll() is not None:
-                print(f"a process exited ({' '.join(map(str, proc.args[:3]))}...); stopping", file=sys.stderr)
-                stop()
+        for process in stack.processes:
+            if not process.running():
+                print(f"\n{process.name} exited with code {process.popen.returncode}; stopping everything\n"
+                      f"--- last lines of {process.log_path} ---\n{log_tail(process.log_path)}", file=sys.stderr)
+                return 1
         time.sleep(0.5)
 
 
+def main() -> int:
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    stack = Stack(os.environ, ROOT / ".data", on_start=lambda name: print(f"  starting {name}", flush=True))
+    print(f"Bob! Desk: starting every component (logs in {stack.logs}/)", flush=True)
+    try:
+        stack.start()
+        print(summary(stack, seed_demo(stack)), flush=True)
+        return watch(stack)
+    except StartFailed as failure:
+        print(f"\n{failure}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        print("stopped.", flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import manifest_rules
 import requests
-from bobdesk_devtools.testing import free_port, wait_http
+from bobdesk_devtools.stack import free_port
+from bobdesk_devtools.testing import wait_http
 
 DEPLOY = manifest_rules.DEPLOY_DIR
 ROOT = DEPLOY.parent

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 import requests
-from bobdesk_devtools.testing import free_port, gunicorn_args, service_token, user_token, wait_http
+from bobdesk_devtools.stack import free_port, gunicorn_args
+from bobdesk_devtools.testing import service_token, user_token, wait_http
 from bson import ObjectId
 
 from ..conftest import API_KEY, WEBHOOK_SECRET

@@ -10,12 +10,13 @@ Run by `make run` once the services are ready (YOOZ_BASE_URL set). Idempotent:
    webhook secret; beside it the pennylane connection (polled only: a token,
    no webhook secret), whose SIREN-only supplier matches a contractor by SIREN.
 3. The simulator sends its demo account's webhooks to the receiver for it.
-4. Ready-to-paste tokens and curl examples.
+4. Ready-to-paste tokens and commands, on stdout (the logs go to stderr).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import requests
@@ -132,6 +133,42 @@ def point_simulator_webhooks(settings: Settings, connection_id: str) -> str | No
     return target
 
 
+def a_simulator_invoice(settings: Settings) -> str:
+    """The id of one of the simulator's demo invoices (for the webhook example)."""
+    response = _request("GET", f"{settings.yooz_base_url}/_admin/accounts/{DEMO_ACCOUNT}/invoices", attempts=5)
+    response.raise_for_status()
+    return response.json()["invoices"][-1]["id"]
+
+
+def console(settings: Settings, connection: dict, polled_only: dict, webhook_url: str | None, public_token: str,
+            user_token: str) -> str:
+    """What a developer needs to try the demo: the company, its tokens, commands to paste."""
+    relative = os.path.relpath(sys.executable)
+    python = sys.executable if relative.startswith("..") else relative
+    sim_cli = f"{python} -m bobdesk_simulators.yooz.cli --url {settings.yooz_base_url}"
+    invoices, connections = settings.invoices_url, settings.connections_url
+    webhook = (f"""
+  # the simulator sends a signed invoice.updated webhook to the receiver:
+  {sim_cli} send-webhook {a_simulator_invoice(settings)} --type invoice.updated
+  # a new simulator invoice quoting a demo ticket (signed invoice.created webhook):
+  {sim_cli} add-invoice --field order_reference={DEMO_TICKET_NUMBERS[2]}""" if webhook_url else "")
+    return f"""
+Demo company {DEMO_COMPANY}: yooz connection {connection['id']}, pennylane connection {polled_only['id']}
+(the poller ingests both simulators' demo invoices; Yooz webhooks go to {webhook_url or '(not configured)'}).
+
+  export PUBLIC_TOKEN={public_token}
+  export JARVIS_TOKEN={user_token}
+
+  # public API: the demo company's invoices, and those linked to a ticket
+  curl -s '{invoices}/api/v3.0/invoices?limit=5' -H "Authorization: Bearer $PUBLIC_TOKEN"
+  curl -s '{invoices}/api/v3.0/invoices?association=linked' -H "Authorization: Bearer $PUBLIC_TOKEN"
+  # jarvis: the invoice list, the connections, the connection's sync status
+  curl -s {invoices}/invoices -H "Authorization: Bearer $JARVIS_TOKEN"
+  curl -s {connections}/invoice-connections -H "Authorization: Bearer $JARVIS_TOKEN"
+  curl -s {connections}/invoice-connections/{connection['id']}/sync -H "Authorization: Bearer $JARVIS_TOKEN"{webhook}
+"""
+
+
 def main() -> int:
     settings = load_settings(service_name="ingest-demo")
     configure_logging(settings.service_name, settings.log_level)
@@ -142,21 +179,7 @@ def main() -> int:
     connection = ensure_connection(settings, user_token)
     polled_only = ensure_connection(settings, user_token, "pennylane")
     webhook_url = point_simulator_webhooks(settings, connection["id"])
-    print(f"""
-Demo company {DEMO_COMPANY}: yooz connection {connection['id']}, pennylane connection {polled_only['id']}
-(the poller ingests both simulators' demo invoices).
-Webhooks from the simulator go to {webhook_url or '(not configured)'}.
-
-  export PUBLIC_TOKEN={public_token}
-  export JARVIS_TOKEN={user_token}
-
-  curl -s '{settings.invoices_url}/api/v3.0/invoices?limit=5' -H "Authorization: Bearer $PUBLIC_TOKEN"
-  curl -s '{settings.invoices_url}/api/v3.0/invoices?association=linked' -H "Authorization: Bearer $PUBLIC_TOKEN"
-  curl -s {settings.connections_url}/invoice-connections -H "Authorization: Bearer $JARVIS_TOKEN"
-  curl -s {settings.invoices_url}/invoices -H "Authorization: Bearer $JARVIS_TOKEN"
-  .venv/bin/python -m bobdesk_simulators.yooz.cli add-invoice --field order_reference={DEMO_TICKET_NUMBERS[2]}
-""")
-    sys.stdout.flush()
+    print(console(settings, connection, polled_only, webhook_url, public_token, user_token), flush=True)
     return 0
 
 

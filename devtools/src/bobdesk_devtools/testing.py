@@ -5,31 +5,25 @@
 - `mongo_client`, `fresh_db_names`: an isolated database name set per test.
 - `CommandCounter`: pymongo command monitoring, to count round trips.
 - `QueryRecorder`: the queries sent to a collection, explained: none may scan the collection.
-- `start_process` / `free_port` / `wait_http`: real processes for e2e tests.
+- `start_process` / `wait_http`: real processes for e2e tests (`bobdesk_devtools.stack` starts them).
 - token minting helpers for the three kinds.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import requests
 from bobdesk_shared import auth
 from bobdesk_shared.mongo import DRIVER_COMMANDS
 from pymongo import MongoClient, monitoring
+
+from bobdesk_devtools.stack import Process, free_port, mongo_uri_for, start_embedded_mongo
 
 TEST_ENV = {
     "ENV": "test",
@@ -38,12 +32,6 @@ TEST_ENV = {
     "CREDENTIALS_KEYS": "t1:dGVzdC1vbmx5LWNyZWRlbnRpYWxzLWtleS0zMmJ5dGU=",
     "LOG_LEVEL": "INFO",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
@@ -64,34 +52,6 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
             return False
 
     wait_until(up, timeout, 0.1, url)
-
-
-def _ping(uri: str) -> bool:
-    client = MongoClient(uri, serverSelectionTimeoutMS=300)
-    try:
-        client.admin.command("ping")
-        return True
-    except Exception:
-        return False
-    finally:
-        client.close()
-
-
-def start_embedded_mongo(port: int, storage_path: str, log_path: str) -> subprocess.Popen:
-    """Start `secantusd-py` and wait until it answers a ping."""
-    exe = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen(
-        [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", storage_path, "--log-level", "WARNING"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    deadline = time.monotonic() + 60
-    while not _ping(uri):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"embedded MongoDB did not start; see {log_path}")
-        time.sleep(0.1)
-    return proc
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -180,16 +140,12 @@ def mongo_uri(tmp_path_factory):
         yield external
         return
     workdir = tmp_path_factory.mktemp("mongo")
-    proc = start_embedded_mongo(free_port(), str(workdir / "data"), str(workdir / "server.log"))
-    port = proc.args[proc.args.index("--port") + 1]
+    port = free_port()
+    process = start_embedded_mongo(port, workdir / "data", workdir / "server.log")
     try:
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        yield mongo_uri_for(port)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        process.stop(10)
 
 
 @pytest.fixture(scope="session")
@@ -231,52 +187,6 @@ def public_token(client, scope="invoices:read", *, ttl_seconds=600) -> str:
 
 def service_token(name="test", *, ttl_seconds=600) -> str:
     return auth.mint_service_token(TEST_ENV["SERVICE_JWT_SECRET"], name=name, ttl_seconds=ttl_seconds)
-
-
-class Process:
-    """A child process in its own process group, its output in a log file."""
-
-    def __init__(self, args: list[str], env: dict, log_path: Path, cwd: str | None = None):
-        self.args, self.log_path = args, log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed by stop()
-        self.popen = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-
-    def stop(self, timeout: float = 15.0) -> int | None:
-        if self.popen.poll() is None:
-            self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.popen.wait(5)
-        self._log.close()
-        return self.popen.returncode
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        self.popen.wait(5)
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def gunicorn_args(app: str, port: int, *, workers: int = 2, threads: int = 4) -> tuple[list[str], dict]:
-    """argv and extra env to serve `app` ('pkg.module:create_app()') under gunicorn."""
-    exe = str(Path(sys.executable).with_name("gunicorn"))
-    return (
-        [exe, "-c", "python:bobdesk_shared.gunicorn_conf", app],
-        {"PORT": str(port), "BIND_HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers),
-         "GUNICORN_THREADS": str(threads), "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="prom-")},
-    )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""One real stack per test module: the Yooz and Pennylane simulators, connections-service, invoices-service and the
-webhook receiver under gunicorn, and the poller, on the session's embedded MongoDB.
+"""One real stack per test module, started by bobdesk_devtools.stack as `make run` does: the provider
+simulators, connections-service, invoices-service and the webhook receiver under gunicorn, and the
+poller, on the session's embedded MongoDB and free ports.
 
 Tests share the stack but not their data: each uses its own company (token
 `client`), simulator account and connection, and deletes its connection when done.
@@ -8,71 +9,45 @@ Tests share the stack but not their data: each uses its own company (token
 from __future__ import annotations
 
 import contextlib
-import signal
-import sys
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
-from bobdesk_devtools.testing import (
-    TEST_ENV,
-    Process,
-    free_port,
-    gunicorn_args,
-    public_token,
-    user_token,
-    wait_http,
-    wait_until,
-)
+from bobdesk_devtools import stack as launch
+from bobdesk_devtools.testing import TEST_ENV, public_token, user_token, wait_until
 from bson import ObjectId
 
 POLL_INTERVAL_SECONDS = 2
 
 
 class Stack:
-    def __init__(self, env: dict, logs: Path):
-        self.env = env
-        self.logs = logs
-        self.processes: list[Process] = []
-        self.sim_url = env["YOOZ_BASE_URL"]
-        self.connections_url = env["CONNECTIONS_URL"]
-        self.invoices_url = env["INVOICES_URL"]
-        self.webhooks_url = f"http://127.0.0.1:{env['WEBHOOKS_PORT']}"
-        self.poller: Process | None = None
+    """The running system (bobdesk_devtools.stack) and the calls the tests make to it."""
+
+    def __init__(self, launcher: launch.Stack):
+        self.launcher = launcher
+        self.env = launcher.env
+        self.sim_url = launcher.env["YOOZ_BASE_URL"]
+        self.connections_url = launcher.url("connections-service")
+        self.invoices_url = launcher.url("invoices-service")
+        self.webhooks_url = launcher.url("webhook-receiver")
+        self.poller: launch.Process | None = None
         self._companies: list[tuple[str, str]] = []
 
-    # --- processes -----------------------------------------------------------------
+    @property
+    def processes(self) -> list[launch.Process]:
+        return self.launcher.processes
 
-    def start(self, name: str, args: list[str], extra: dict | None = None) -> Process:
-        env = {**self.env, **(extra or {})}
-        process = Process(args, env, self.logs / f"{name}-{len(self.processes)}.log")
-        self.processes.append(process)
-        return process
+    # --- pollers -------------------------------------------------------------------
 
-    def start_gunicorn(self, name: str, app: str, port: int, workers: int = 2) -> None:
-        args, extra = gunicorn_args(app, port, workers=workers, threads=8)
-        self.start(name, args, extra)
-
-    def start_poller(self, **extra) -> Process:
-        port = free_port()
-        process = self.start("poller", [sys.executable, "-m", "ingest_worker.poller"],
-                             {"WORKER_METRICS_PORT": str(port), **extra})
-        process.metrics_url = f"http://127.0.0.1:{port}"
-        wait_http(f"{process.metrics_url}/healthz", 30)
-        return process
+    def start_poller(self, **extra) -> launch.Process:
+        return self.launcher.start_poller(**extra)
 
     def restart_poller(self) -> None:
         self.poller = self.start_poller()
 
     def kill_poller(self) -> None:
-        self.poller.signal(signal.SIGKILL)
-        self.poller.popen.wait(5)
-
-    def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+        self.poller.kill()
 
     # --- companies and tokens -----------------------------------------------------------
 
@@ -180,47 +155,25 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(mongo_uri, mongo_client, tmp_path_factory):
-    for service in ("connections_service.app", "invoices_service.app"):
-        pytest.importorskip(service, reason="the stack needs both services")
     suffix = uuid.uuid4().hex[:8]
     dbs = {"CONNECTIONS_DB": f"e2e_conn_{suffix}", "INVOICES_DB": f"e2e_inv_{suffix}",
            "INGEST_DB": f"e2e_ing_{suffix}", "PLATFORM_DB": f"e2e_plat_{suffix}"}
-    ports = {name: free_port() for name in ("CONNECTIONS_PORT", "INVOICES_PORT", "WEBHOOKS_PORT", "YOOZ_SIM_PORT",
-                                            "PENNYLANE_SIM_PORT")}
     env = {
-        **TEST_ENV, **dbs, **{k: str(v) for k, v in ports.items()}, "MONGO_URI": mongo_uri,
-        "YOOZ_BASE_URL": f"http://127.0.0.1:{ports['YOOZ_SIM_PORT']}",
-        "PENNYLANE_BASE_URL": f"http://127.0.0.1:{ports['PENNYLANE_SIM_PORT']}",
-        "CONNECTIONS_URL": f"http://127.0.0.1:{ports['CONNECTIONS_PORT']}",
-        "INVOICES_URL": f"http://127.0.0.1:{ports['INVOICES_PORT']}",
+        **TEST_ENV, **dbs, "MONGO_URI": mongo_uri,
         "POLL_INTERVAL_SECONDS": str(POLL_INTERVAL_SECONDS), "WORKER_LEASE_SECONDS": "10",
         "WORKER_IDLE_CLAIM_MS": "200", "WORKER_CONCURRENCY": "4", "PROVIDER_BACKOFF_BASE_MS": "50",
         "PROVIDER_BACKOFF_CAP_MS": "400", "PROVIDER_MAX_ATTEMPTS": "6", "PROVIDER_READ_TIMEOUT_MS": "5000",
     }
-    stack = Stack(env, tmp_path_factory.mktemp("stack"))
+    launcher = launch.Stack(env, tmp_path_factory.mktemp("stack"), free_ports=True)
     try:
-        stack.start("yooz-sim", [sys.executable, "-m", "bobdesk_simulators.yooz"])
-        stack.start("pennylane-sim", [sys.executable, "-m", "bobdesk_simulators.pennylane"])
-        stack.start_gunicorn("connections", "connections_service.app:create_app()", ports["CONNECTIONS_PORT"])
-        stack.start_gunicorn("invoices", "invoices_service.app:create_app()", ports["INVOICES_PORT"])
-        stack.start_gunicorn("webhooks", "ingest_worker.webhooks.app:create_app()", ports["WEBHOOKS_PORT"])
-        wait_http(f"{stack.sim_url}/healthz", 30)
-        wait_http(f"{env['PENNYLANE_BASE_URL']}/healthz", 30)
-        for url in (stack.connections_url, stack.invoices_url, stack.webhooks_url):
-            wait_until(lambda u=url: _ready(u), 60, 0.2, f"{url}/readyz")
+        launcher.start(poller=False)
+        stack = Stack(launcher)
         stack.restart_poller()
         yield stack
     finally:
-        stack.stop()
+        launcher.stop()
         for name in dbs.values():
             mongo_client.drop_database(name)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import time
 
 import pytest
 import requests
-from bobdesk_devtools.testing import free_port, wait_http, wait_until
+from bobdesk_devtools.stack import free_port
+from bobdesk_devtools.testing import wait_http, wait_until
 
 
 @pytest.fixture

@@ -12,16 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
-from bobdesk_devtools.testing import (
-    TEST_ENV,
-    Process,
-    free_port,
-    gunicorn_args,
-    public_token,
-    service_token,
-    user_token,
-    wait_http,
-)
+from bobdesk_devtools.stack import Process, free_port, gunicorn_args
+from bobdesk_devtools.testing import TEST_ENV, public_token, service_token, user_token, wait_http
 from bobdesk_shared.auth import INGEST_WORKER
 from bson import ObjectId
 

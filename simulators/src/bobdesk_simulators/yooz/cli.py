@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> tuple[str, str, dict | None]:
+def admin_request(args: argparse.Namespace) -> tuple[str, str, dict | None]:
+    """The admin API call a command stands for: (method, path, JSON body)."""
     account = f"/_admin/accounts/{args.account}"
     match args.command:
         case "accounts":
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> tuple[str, str, dict | None]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    method, path, body = run(args)
+    method, path, body = admin_request(args)
     try:
         response = requests.request(method, args.url.rstrip("/") + path, json=body, timeout=30)
     except requests.RequestException as exc:
