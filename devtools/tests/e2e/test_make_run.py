@@ -103,6 +103,9 @@ def test_make_run_on_a_fresh_clone_serves_the_demo_and_ctrl_c_leaves_nothing(clo
             return response.json()["invoices"]
 
         assert all(invoice["provider"] == "yooz" for invoice in wait_until(demo_invoices, 30, 0.5, "demo invoices"))
+        # The checks after Ctrl-C see these processes and ports while they run.
+        assert len(processes_under(clone)) >= len(PORT_VARIABLES)
+        assert [variable for variable, port in ports.items() if not listening(port)] == []
     finally:
         os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal does: the whole foreground group
         make.wait(60)
