@@ -32,7 +32,7 @@ install: $(STAMP) ## create .venv and install every package (pinned)
 lock: ## re-resolve constraints.txt from the pyproject files (then review the diff)
 	@tools/install.sh --relock
 
-run: $(STAMP) ## everything in the foreground, logs in .data/logs (embedded MongoDB and simulator unless MONGO_URI / YOOZ_BASE_URL); Ctrl-C stops it
+run: $(STAMP) ## everything in the foreground, logs in .data/logs (embedded MongoDB and simulators unless MONGO_URI / <PROVIDER>_BASE_URL are set); Ctrl-C stops it
 	@$(BIN)/python tools/run_stack.py
 
 run-mongo: $(STAMP) ## embedded MongoDB-compatible server on EMBEDDED_MONGO_PORT (foreground)

@@ -59,6 +59,7 @@ class HttpComponent:
 
 SIMULATORS = (
     Simulator("yooz-sim", "bobdesk_simulators.yooz", "YOOZ_SIM_PORT", 8090, "YOOZ_BASE_URL"),
+    Simulator("pennylane-sim", "bobdesk_simulators.pennylane", "PENNYLANE_SIM_PORT", 8091, "PENNYLANE_BASE_URL"),
 )
 HTTP_COMPONENTS = (
     HttpComponent("connections-service", "connections_service.app:create_app()", "CONNECTIONS_PORT", 8001),
