@@ -7,12 +7,15 @@
 - `QueryRecorder`: the queries sent to a collection, explained: none may scan the collection.
 - `start_process` / `wait_http`: real processes for e2e tests (`bobdesk_devtools.stack` starts them).
 - token minting helpers for the three kinds.
+- `serving` / `answer_shape`: an app on a thread, and what a stub must answer like the real service.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -22,6 +25,7 @@ import requests
 from bobdesk_shared import auth
 from bobdesk_shared.mongo import DRIVER_COMMANDS
 from pymongo import MongoClient, monitoring
+from werkzeug.serving import make_server
 
 from bobdesk_devtools.stack import Process, free_port, mongo_uri_for, start_embedded_mongo
 
@@ -206,3 +210,33 @@ def start_process(tmp_path):
 
 
 
+@contextlib.contextmanager
+def serving(app):
+    """A WSGI app on a free loopback port, on a thread of this process; yields its URL."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def answer_shape(response: requests.Response):
+    """What a contract pins of an HTTP answer, to compare a stub with the real service: the status,
+    an error's code, and the JSON body's keys and value types (not the values)."""
+    if not response.content:
+        return response.status_code, None
+    if not response.headers.get("Content-Type", "").startswith("application/json"):
+        return response.status_code, response.headers.get("Content-Type")
+    return response.status_code, _shape(response.json())
+
+
+def _shape(value):
+    if isinstance(value, dict):
+        if set(value) == {"error"}:
+            return {"error": value["error"]["code"]}
+        return {key: _shape(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    return type(value).__name__

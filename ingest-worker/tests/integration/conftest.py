@@ -2,7 +2,8 @@
 
 Enough of the contract to test the worker alone: leases with fences, due times,
 checkpoints, poll results, webhook credentials, idempotent batches with
-authorize-ingest. It records every call, so tests can check the order of calls.
+authorize-ingest. It records every call, so tests can check the order of calls, and every
+refusal of a lease. test_stub_contract.py holds its answers to the real services'.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 
 import pytest
 from bobdesk_devtools.testing import TEST_ENV
-from bobdesk_shared.auth import service_from_token
+from bobdesk_shared.auth import INGEST_WORKER, service_from_token
 from bson import ObjectId
 from flask import Flask, jsonify, request
 from ingest_worker import canonical
@@ -49,6 +50,9 @@ class StubServices:
         self.listed: dict[tuple, str | None] = {}  # the last full listing that listed each invoice
         self.calls: list[tuple] = []
         self.reconciled: list[str] = []
+        # (connection id, error code, calls of that connection so far) of every 409 on a lease
+        self.refusals: list[tuple[str, str, int]] = []
+        self.claim_attempts = 0  # answered 200 or 204
         self.fail_batches = 0  # answer 503 to this many batches
         self.app = self._build()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
@@ -78,10 +82,19 @@ class StubServices:
 
     def _lease_problem(self, connection: StubConnection, fence) -> tuple | None:
         if connection.deleted or not connection.active:
-            return jsonify(error={"code": "connection_inactive", "message": "inactive"}), 409
-        if fence != connection.fence or connection.lease_until < time.monotonic():
-            return jsonify(error={"code": "lease_lost", "message": "lease lost"}), 409
-        return None
+            code = "connection_inactive"
+        elif fence != connection.fence or connection.lease_until < time.monotonic():
+            code = "lease_lost"
+        else:
+            return None
+        self.refusals.append((connection.id, code, len(self.calls_for(connection.id))))
+        return jsonify(error={"code": code, "message": code.replace("_", " ")}), 409
+
+    def first_refusal(self, connection: StubConnection, code: str) -> int | None:
+        """How many calls of `connection` the stub had received at its first `code` refusal."""
+        with self.lock:
+            return next((calls for cid, refused, calls in self.refusals if (cid, refused) == (connection.id, code)),
+                        None)
 
     def _build(self) -> Flask:
         app = Flask("stub")
@@ -92,9 +105,11 @@ class StubServices:
                 return None
             token = request.headers.get("Authorization", "").removeprefix("Bearer ")
             try:
-                service_from_token(token, TEST_ENV["SERVICE_JWT_SECRET"])
+                caller = service_from_token(token, TEST_ENV["SERVICE_JWT_SECRET"]).name
             except Exception:
                 return jsonify(error={"code": "unauthorized", "message": "service token"}), 401
+            if caller != INGEST_WORKER:  # every route stubbed here serves the worker only
+                return jsonify(error={"code": "service_not_allowed", "message": "not a caller"}), 403
             return None
 
         @app.get("/healthz")
@@ -106,6 +121,7 @@ class StubServices:
             body = request.get_json()
             now = time.monotonic()
             with self.lock:
+                self.claim_attempts += 1
                 due = [c for c in self.connections.values() if c.active and not c.deleted and c.api_key
                        and c.next_poll_at <= now and c.lease_until < now]
                 if not due:
@@ -234,25 +250,24 @@ class StubServices:
                     visible = {k: v for k, v in invoice.items() if k != "raw"}
                     if old is None:
                         outcome = "created"
-                        self.invoices[key] = {"invoice": visible, "writes": 1, "cancelled": invoice["cancelled"]}
+                        self.invoices[key] = {"id": str(ObjectId()), "invoice": visible, "writes": 1,
+                                              "cancelled": invoice["cancelled"]}
                     elif old["invoice"] == visible:
                         outcome = "unchanged"
                     else:
                         outcome = "updated"
                         old.update(invoice=visible, writes=old["writes"] + 1, cancelled=invoice["cancelled"])
                     counts[outcome] += 1
-                    results.append({"invoice_platform_id": invoice["invoice_platform_id"], "id": "x" * 24,
-                                    "outcome": outcome})
+                    results.append({"invoice_platform_id": invoice["invoice_platform_id"],
+                                    "id": self.invoices[key]["id"], "outcome": outcome})
                 for cancellation in body["cancellations"]:
                     key = (connection.client, connection.provider, cancellation["invoice_platform_id"])
-                    if key in self.invoices:
-                        self.invoices[key]["cancelled"] = True
+                    stored = self.invoices.get(key)
+                    if stored is not None:
+                        stored["cancelled"] = True
                         counts["cancelled"] += 1
-                        outcome = "cancelled"
-                    else:
-                        outcome = "not_found"
-                    results.append({"invoice_platform_id": cancellation["invoice_platform_id"], "id": None,
-                                    "outcome": outcome})
+                    results.append({"invoice_platform_id": cancellation["invoice_platform_id"],
+                                    "id": stored and stored["id"], "outcome": "cancelled" if stored else "not_found"})
                 return jsonify(**counts, results=results)
 
         @app.post("/internal/invoices/listing-complete")

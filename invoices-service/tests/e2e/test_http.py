@@ -1,5 +1,6 @@
 """End to end over real HTTP: invoices-service under gunicorn, connections-service's authorize-ingest
-played by a stub HTTP server (docs/internal-api.md), the embedded database."""
+played by a stub HTTP server (docs/internal-api.md, held to the real service by a contract test
+here), the embedded database."""
 
 from __future__ import annotations
 
@@ -13,15 +14,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 from bobdesk_devtools.stack import Process, free_port, gunicorn_args
-from bobdesk_devtools.testing import TEST_ENV, public_token, service_token, user_token, wait_http
-from bobdesk_shared.auth import INGEST_WORKER
+from bobdesk_devtools.testing import TEST_ENV, answer_shape, public_token, service_token, serving, user_token, wait_http
+from bobdesk_shared.auth import INGEST_WORKER, INVOICES_SERVICE, service_from_token
 from bson import ObjectId
+from connections_service.app import create_app as connections_app
+from connections_service.config import load_settings as connections_settings
 
 pytestmark = pytest.mark.e2e
 
 
 class ConnectionsStub:
-    """authorize-ingest: 200 for registered connections (when the fence matches), 404/409 otherwise."""
+    """authorize-ingest as connections-service answers it (test_the_authorize_ingest_stub_answers_as_the_real_one
+    holds it to the real one): the caller's token, then the connection, its state and its fence."""
 
     def __init__(self):
         self.connections: dict[str, dict] = {}
@@ -30,16 +34,7 @@ class ConnectionsStub:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                connection_id = self.path.split("/")[3]
-                entry = stub.connections.get(connection_id)
-                if not self.headers.get("Authorization", "").startswith("Bearer "):
-                    status, answer = 401, {"error": {"code": "unauthorized", "message": "token"}}
-                elif entry is None:
-                    status, answer = 404, {"error": {"code": "not_found", "message": "Unknown connection."}}
-                elif body["fence"] not in (None, entry["fence"]):
-                    status, answer = 409, {"error": {"code": "lease_lost", "message": "Lease lost."}}
-                else:
-                    status, answer = 200, {"id": connection_id, "client": entry["client"], "provider": "yooz"}
+                status, answer = stub.authorize(self.headers.get("Authorization", ""), self.path.split("/")[3], body)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -54,9 +49,28 @@ class ConnectionsStub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def authorize(self, authorization: str, connection_id: str, body: dict) -> tuple[int, dict]:
+        def error(status: int, code: str) -> tuple[int, dict]:
+            return status, {"error": {"code": code, "message": code.replace("_", " ")}}
+
+        try:
+            caller = service_from_token(authorization.removeprefix("Bearer "), TEST_ENV["SERVICE_JWT_SECRET"]).name
+        except Exception:
+            return error(401, "unauthorized")
+        entry = self.connections.get(connection_id)
+        if caller != INVOICES_SERVICE:
+            return error(403, "service_not_allowed")
+        if entry is None:
+            return error(404, "not_found")
+        if not entry["active"]:
+            return error(409, "connection_inactive")
+        if body["fence"] not in (None, entry["fence"]):
+            return error(409, "lease_lost")
+        return 200, {"id": connection_id, "client": entry["client"], "provider": "yooz"}
+
     def add(self, client: str, fence: int = 1) -> str:
         connection = str(ObjectId())
-        self.connections[connection] = {"client": client, "fence": fence}
+        self.connections[connection] = {"client": client, "fence": fence, "active": True}
         return connection
 
 
@@ -154,3 +168,67 @@ def test_ingest_read_link_and_isolation(stack, make_invoice, make_siret):
     outsider_jarvis = {"Authorization": f"Bearer {user_token(other)}"}
     assert requests.post(f"{url}/invoices/{invoice['id']}/link", json={"ticket": str(ticket)},
                          headers=outsider_jarvis, timeout=5).status_code == 404
+
+
+class RealAuthorizer:
+    """connections-service itself: a connection created by its public API, leased by a worker's claim."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def add(self, client: str) -> tuple[str, int]:
+        created = requests.post(f"{self.url}/invoice-connections", timeout=10,
+                                json={"provider": "yooz", "apiKey": "yz_sk_contract_0123456789"},
+                                headers={"Authorization": f"Bearer {user_token(client)}"})
+        assert created.status_code == 201, created.text
+        claimed = requests.post(f"{self.url}/internal/connections/claim", timeout=10,
+                                json={"worker": "worker-1", "lease_seconds": 60},
+                                headers={"Authorization": f"Bearer {service_token(INGEST_WORKER)}"})
+        assert claimed.json()["connection"]["id"] == created.json()["id"], claimed.text
+        return created.json()["id"], claimed.json()["connection"]["fence"]
+
+    def deactivate(self, client: str, connection_id: str) -> None:
+        response = requests.patch(f"{self.url}/invoice-connections/{connection_id}", json={"active": False},
+                                  headers={"Authorization": f"Bearer {user_token(client)}"}, timeout=10)
+        assert response.status_code == 200, response.text
+
+
+class StubbedAuthorizer:
+    def __init__(self, stub: ConnectionsStub):
+        self.stub, self.url = stub, stub.url
+
+    def add(self, client: str) -> tuple[str, int]:
+        return self.stub.add(client, fence=3), 3
+
+    def deactivate(self, _client: str, connection_id: str) -> None:
+        self.stub.connections[connection_id]["active"] = False
+
+
+def authorize_conversation(target) -> list[tuple]:
+    """Each step's (name, status, shape, whether a 200 names the right company), as invoices-service asks."""
+    client = str(ObjectId())
+    connection, fence = target.add(client)
+    answers = []
+
+    def ask(step: str, connection_id: str, fence: int | None, caller: str | None = INVOICES_SERVICE) -> None:
+        headers = {"Authorization": f"Bearer {service_token(caller)}"} if caller else {}
+        response = requests.post(f"{target.url}/internal/connections/{connection_id}/authorize-ingest",
+                                 json={"fence": fence}, headers=headers, timeout=10)
+        answers.append((step, *answer_shape(response),
+                        response.status_code != 200 or response.json()["client"] == client))
+
+    ask("the lease's fence", connection, fence)
+    ask("no fence (a webhook)", connection, None)
+    ask("a stale fence", connection, fence + 1)
+    ask("an unknown connection", str(ObjectId()), fence)
+    ask("no token", connection, fence, caller=None)
+    ask("the worker's token", connection, fence, caller=INGEST_WORKER)
+    target.deactivate(client, connection)
+    ask("an inactive connection", connection, None)
+    return answers
+
+
+def test_the_authorize_ingest_stub_answers_as_the_real_one(stack, test_env):
+    _, stub, _ = stack
+    with serving(connections_app(connections_settings(test_env))) as url:
+        assert authorize_conversation(StubbedAuthorizer(stub)) == authorize_conversation(RealAuthorizer(url))
