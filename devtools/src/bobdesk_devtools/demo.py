@@ -135,7 +135,8 @@ def point_simulator_webhooks(settings: Settings, connection_id: str) -> str | No
 
 def a_simulator_invoice(settings: Settings) -> str:
     """The id of one of the simulator's demo invoices (for the webhook example)."""
-    response = _request("GET", f"{settings.yooz_base_url}/_admin/accounts/{DEMO_ACCOUNT}/invoices", attempts=5)
+    simulator = settings.providers["yooz"].base_url
+    response = _request("GET", f"{simulator}/_admin/accounts/{DEMO_ACCOUNT}/invoices", attempts=5)
     response.raise_for_status()
     return response.json()["invoices"][-1]["id"]
 
@@ -145,7 +146,7 @@ def console(settings: Settings, connection: dict, polled_only: dict, webhook_url
     """What a developer needs to try the demo: the company, its tokens, commands to paste."""
     relative = os.path.relpath(sys.executable)
     python = sys.executable if relative.startswith("..") else relative
-    sim_cli = f"{python} -m bobdesk_simulators.yooz.cli --url {settings.yooz_base_url}"
+    sim_cli = f"{python} -m bobdesk_simulators.yooz.cli --url {settings.providers['yooz'].base_url}"
     invoices, connections = settings.invoices_url, settings.connections_url
     webhook = (f"""
   # the simulator sends a signed invoice.updated webhook to the receiver:
