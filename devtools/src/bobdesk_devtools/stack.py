@@ -30,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 from pymongo import MongoClient
@@ -197,10 +198,17 @@ def gunicorn_args(app: str, port: int, *, workers: int = 2, threads: int = 4,
     extra = {"PORT": str(port), "BIND_HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers),
              "GUNICORN_THREADS": str(threads)}
     if metrics_dir is not None:
-        shutil.rmtree(metrics_dir, ignore_errors=True)  # a previous run's files would add to this one's counts
-        metrics_dir.mkdir(parents=True)
         extra["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     return [exe, "-c", "python:bobdesk_shared.gunicorn_conf", app], extra
+
+
+class Pending(NamedTuple):
+    """A started process, and how to know it answers."""
+
+    process: Process
+    probe: Callable[[], bool]
+    what: str
+    url: str
 
 
 class Stack:
@@ -262,12 +270,13 @@ class Stack:
             stage = []
             if self.embedded_mongo:
                 port = int(self.env["EMBEDDED_MONGO_PORT"])
+                # The data outlives a run (`make run` keeps its demo); a test's workdir is new anyway.
                 mongo = self.spawn("mongodb", mongo_args(port, self._fresh_dir("mongo", keep=True)))
-                stage.append((mongo, lambda: mongo_answers(self.mongo_uri), "a ping", "mongodb", self.mongo_uri))
+                stage.append(Pending(mongo, lambda: mongo_answers(self.mongo_uri), "a ping", self.mongo_uri))
             for simulator in self.simulators:
                 url = self.env[simulator.base_url_variable]
                 process = self.spawn(simulator.name, [sys.executable, "-m", simulator.module])
-                stage.append((process, lambda u=url: http_ok(f"{u}/healthz"), f"{url}/healthz", simulator.name, url))
+                stage.append(Pending(process, lambda u=url: http_ok(f"{u}/healthz"), f"{url}/healthz", url))
             self._wait(stage)
             self._wait([self._start_http(component) for component in HTTP_COMPONENTS])
             if poller:
@@ -277,18 +286,19 @@ class Stack:
             raise
         return self
 
-    def _start_http(self, component: HttpComponent) -> tuple:
+    def _start_http(self, component: HttpComponent) -> Pending:
         port = int(self.env[component.port_variable])
+        # A previous run's metric files would add to this run's counts.
         args, extra = gunicorn_args(component.app, port, workers=self.workers, threads=self.threads,
                                     metrics_dir=self._fresh_dir(f"prometheus/{component.name}"))
         url = f"http://127.0.0.1:{port}"
         process = self.spawn(component.name, args, extra)
-        return process, lambda: http_ok(f"{url}/readyz"), f"{url}/readyz", component.name, url
+        return Pending(process, lambda: http_ok(f"{url}/readyz"), f"{url}/readyz", url)
 
-    def _wait(self, stage: list[tuple]) -> None:
-        for process, probe, what, name, url in stage:
-            wait_ready(process, probe, what)
-            self.urls[name] = url
+    def _wait(self, stage: list[Pending]) -> None:
+        for pending in stage:
+            wait_ready(pending.process, pending.probe, pending.what)
+            self.urls[pending.process.name] = pending.url
 
     def _fresh_dir(self, name: str, keep: bool = False) -> Path:
         path = self.workdir / name
@@ -314,9 +324,3 @@ class Stack:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
-
-    def __enter__(self) -> Stack:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self.stop()
