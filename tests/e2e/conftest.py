@@ -16,25 +16,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from bobdesk_devtools.testing import (
-    TEST_ENV,
-    Process,
-    free_port,
-    gunicorn_args,
-    public_token,
-    service_token,
-    user_token,
-    wait_until,
-)
+from bobdesk_devtools import stack as launch
+from bobdesk_devtools.testing import TEST_ENV, public_token, service_token, user_token
 from bobdesk_shared.auth import INGEST_WORKER, INVOICES_SERVICE
 from bobdesk_shared.canonical import EXAMPLE
 from bson import ObjectId
 
-APPS = {
-    "connections": "connections_service.app:create_app()",
-    "invoices": "invoices_service.app:create_app()",
-    "webhooks": "ingest_worker.webhooks.app:create_app()",
-}
+COMPONENTS = {"connections": "connections-service", "invoices": "invoices-service", "webhooks": "webhook-receiver"}
 WEBHOOK_SECRET = "whsec_e2e_hardening_0123456789"
 
 
@@ -86,41 +74,22 @@ def sign_webhook(body: bytes, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
 
 
 class Stack:
-    def __init__(self, env: dict, logs: Path):
-        self.env, self.logs = env, logs
-        self.processes: list[Process] = []
-        self.urls: dict[str, str] = {}
+    """The three HTTP components (started by bobdesk_devtools.stack), their URLs by short name."""
 
-    def start(self, name: str, app: str, port: int) -> None:
-        args, extra = gunicorn_args(app, port, workers=2, threads=4)
-        self.processes.append(Process(args, {**self.env, **extra}, self.logs / f"{name}.log"))
-        self.urls[name] = f"http://127.0.0.1:{port}"
-
-    def wait(self, path: str = "/healthz", status: int = 200) -> None:
-        for name, url in self.urls.items():
-            wait_until(lambda u=url: _answers(f"{u}{path}", status), 60, 0.2, f"{name} {path}")
+    def __init__(self, launcher: launch.Stack):
+        self.launcher = launcher
+        self.urls = {short: launcher.url(name) for short, name in COMPONENTS.items()}
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
-
-
-def _answers(url: str, status: int) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == status
-    except requests.RequestException:
-        return False
+        self.launcher.stop()
 
 
 def start_stack(env: dict, logs: Path) -> Stack:
-    ports = {name: free_port() for name in APPS}
-    env = {**env, "CONNECTIONS_URL": f"http://127.0.0.1:{ports['connections']}",
-           "INVOICES_URL": f"http://127.0.0.1:{ports['invoices']}", "WEBHOOK_PROCESSOR_IN_RECEIVER": "0",
-           "YOOZ_BASE_URL": f"http://127.0.0.1:{free_port()}"}
-    stack = Stack(env, logs)
-    for name, app in APPS.items():
-        stack.start(name, app, ports[name])
-    return stack
+    """The components on free ports, once each answers /readyz; no poller, and no provider: each
+    simulator's base URL is a closed port, so none is started (no route under test calls one)."""
+    closed = {s.base_url_variable: f"http://127.0.0.1:{launch.free_port()}" for s in launch.SIMULATORS}
+    env = {**env, **closed, "WEBHOOK_PROCESSOR_IN_RECEIVER": "0"}
+    return Stack(launch.Stack(env, logs, free_ports=True, threads=4).start(poller=False))
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +103,6 @@ def stack(mongo_uri, mongo_client, tmp_path_factory):
     env = {**TEST_ENV, **dbs, "MONGO_URI": mongo_uri, "PUBLIC_API_RATE_LIMIT": "100000/minute"}
     stack = start_stack(env, tmp_path_factory.mktemp("hardening-stack"))
     try:
-        stack.wait("/readyz")
         yield stack
     finally:
         stack.stop()

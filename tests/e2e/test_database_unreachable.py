@@ -4,12 +4,10 @@ never a hang; `/healthz` stays 200 and `/readyz` says 503."""
 
 from __future__ import annotations
 
-import os
-import signal
-
 import pytest
 import requests
-from bobdesk_devtools.testing import TEST_ENV, free_port, start_embedded_mongo, user_token
+from bobdesk_devtools.stack import free_port, start_embedded_mongo
+from bobdesk_devtools.testing import TEST_ENV, user_token
 from bson import ObjectId
 
 from .conftest import WEBHOOK_SECRET, Component, api_document, sign_webhook, start_stack
@@ -21,25 +19,22 @@ pytestmark = pytest.mark.e2e
 def orphaned(tmp_path_factory):
     """The components, running, and the database they were using, killed."""
     workdir = tmp_path_factory.mktemp("doomed-mongo")
-    mongo = start_embedded_mongo(free_port(), str(workdir / "data"), str(workdir / "server.log"))
-    port = mongo.args[mongo.args.index("--port") + 1]
+    port = free_port()
+    mongo = start_embedded_mongo(port, workdir / "data", workdir / "server.log")
     # A short server selection: the answer is due within the request, not after 5 s.
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true&serverSelectionTimeoutMS=200"
     stack = start_stack({**TEST_ENV, "MONGO_URI": uri}, workdir)
     try:
-        stack.wait("/readyz")
         company = ObjectId()
         created = requests.post(f"{stack.urls['connections']}/invoice-connections", timeout=10,
                                 headers={"Authorization": f"Bearer {user_token(company)}"},
                                 json={"provider": "yooz", "apiKey": "k", "webhookSecret": WEBHOOK_SECRET})
         assert created.status_code == 201, created.text
-        os.killpg(mongo.pid, signal.SIGKILL)
-        mongo.wait(10)
+        mongo.kill()
         yield stack, company, created.json()["id"]
     finally:
         stack.stop()
-        if mongo.poll() is None:
-            os.killpg(mongo.pid, signal.SIGKILL)
+        mongo.stop()
 
 
 def _components(stack, company) -> list[Component]:
