@@ -27,6 +27,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -197,8 +198,9 @@ def gunicorn_args(app: str, port: int, *, workers: int = 2, threads: int = 4,
     exe = str(Path(sys.executable).with_name("gunicorn"))
     extra = {"PORT": str(port), "BIND_HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers),
              "GUNICORN_THREADS": str(threads)}
-    if metrics_dir is not None:
-        extra["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    # Its own directory for prometheus-client's multiprocess files: one inherited from the caller's
+    # environment would mix another server's metrics into this one's.
+    extra["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir or tempfile.mkdtemp(prefix="prometheus-"))
     return [exe, "-c", "python:bobdesk_shared.gunicorn_conf", app], extra
 
 

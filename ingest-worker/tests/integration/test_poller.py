@@ -166,14 +166,15 @@ def test_a_bad_key_is_reported_until_rotated(sim, stub_services, start_worker):
 
 
 def stopped_at_the_refusal(sim, stub, account, connection, code) -> None:
-    """Once a lease call is refused with `code`, the poll makes no other call, to the services or the
-    provider, until it ends: with one slot, the worker claims again only then."""
+    """Once a lease call is refused with `code`, the poll ends without another call of its own: what
+    follows is at most the one call its read-ahead thread already had on the way (to the services, and
+    to the provider). With one slot, the worker claims again only when the poll has ended."""
     calls = wait_until(lambda: stub.first_refusal(connection, code), 20, message=f"a {code} refusal")
     provider_calls = sim.stats(account)["list_requests"]
     attempts = stub.claim_attempts
     wait_until(lambda: stub.claim_attempts > attempts, 20, message="the end of the poll (a claim again)")
-    assert len(stub.calls_for(connection.id)) == calls
-    assert sim.stats(account)["list_requests"] == provider_calls
+    assert len(stub.calls_for(connection.id)) - calls <= 1, stub.calls_for(connection.id)[calls - 1:]
+    assert sim.stats(account)["list_requests"] - provider_calls <= 1
 
 
 def test_deactivation_stops_provider_calls_at_once(sim, stub_services, start_worker):
