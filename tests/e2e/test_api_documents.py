@@ -22,11 +22,10 @@ from bobdesk_shared.auth import INGEST_WORKER
 from bobdesk_shared.canonical import EXAMPLE
 from bson import ObjectId
 
-from .conftest import APPS, WEBHOOK_SECRET
+from .conftest import COMPONENTS, WEBHOOK_SECRET
 
 pytestmark = pytest.mark.e2e
 
-COMPONENTS = list(APPS)
 SCHEMATHESIS_SEED = 20261201
 SCHEMATHESIS_EXAMPLES = 25
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
@@ -56,7 +55,7 @@ def company(stack):
     return company
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("component", list(COMPONENTS))
 def test_no_internal_route_in_a_clients_document(urls, component):
     paths = requests.get(f"{urls[component]}/openapi.json", timeout=10).json()["paths"]
     assert paths and not [path for path in paths if path.startswith("/internal")]
@@ -100,7 +99,7 @@ def _schemathesis_config(path: Path, document: dict, company: ObjectId) -> Path:
     return path
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("component", list(COMPONENTS))
 def test_schemathesis_finds_nothing(urls, company, component, tmp_path):
     exe = str(Path(sys.executable).with_name("schemathesis"))
     document = requests.get(f"{urls[component]}/openapi.json", timeout=10).json()
@@ -125,7 +124,7 @@ def _operations(document: dict) -> set[tuple[str, str]]:
             for method in item if method != "parameters"}
 
 
-@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("component", list(COMPONENTS))
 def test_docs_render_every_operation_offline_in_chromium(urls, component, tmp_path):
     expected = _operations(requests.get(f"{urls[component]}/openapi.json", timeout=10).json())
     run = subprocess.run(
