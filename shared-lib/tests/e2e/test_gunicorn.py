@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from bobdesk_devtools.testing import free_port, gunicorn_args, wait_http, wait_until
+from bobdesk_devtools.stack import free_port, gunicorn_args
+from bobdesk_devtools.testing import wait_http, wait_until
 
 pytestmark = pytest.mark.e2e
 

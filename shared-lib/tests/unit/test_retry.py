@@ -5,7 +5,7 @@ import time
 from collections import deque
 
 import pytest
-from bobdesk_devtools.testing import free_port
+from bobdesk_devtools.stack import free_port
 from bobdesk_shared.auth import ServiceTokenSource
 from bobdesk_shared.retry import backoff_delay
 from bobdesk_shared.service_client import ServiceCallError, ServiceClient
