@@ -54,8 +54,7 @@ def pennylane_endpoint(endpoint: str):
         @wraps(view)
         def wrapper(*args, **kwargs):
             store = _store()
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            account = store.by_api_key(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+            account = store.by_authorization(request.headers.get("Authorization", ""))
             if account is None:
                 raise Unauthorized("Invalid API token.", code="invalid_token")
             decision = store.take(account)

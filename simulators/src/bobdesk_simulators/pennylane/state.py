@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..accounts import AccountBook, Conflict, NotFound
 from ..faults import Faults
 from .demo_data import (
     DEMO_ACCOUNT,
@@ -39,14 +40,6 @@ from .demo_data import (
 ENDPOINTS = ("list", "get", "supplier", "changelog")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 DEFAULT_RETENTION = dt.timedelta(days=28)
-
-
-class NotFound(KeyError):
-    pass
-
-
-class Conflict(ValueError):
-    pass
 
 
 class Expired(ValueError):
@@ -142,7 +135,7 @@ def decode_cursor(cursor: str) -> int:
     return position
 
 
-class Store:
+class Store(AccountBook):
     def __init__(self, seed: int | None = None, *, rate_limit: RateLimit | None = None,
                  retention: dt.timedelta = DEFAULT_RETENTION, wall: Callable[[], float] = time.time):
         self.lock = threading.RLock()
@@ -186,19 +179,6 @@ class Store:
                 account.suppliers[identifier] = supplier_document(identifier, seed)
             self.accounts[account_id] = account
             return account
-
-    def account(self, account_id: str) -> Account:
-        try:
-            return self.accounts[account_id]
-        except KeyError:
-            raise NotFound(f"no account {account_id}") from None
-
-    def by_api_key(self, api_key: str) -> Account | None:
-        with self.lock:
-            for account in self.accounts.values():
-                if secrets.compare_digest(account.api_key.encode(), api_key.encode()):
-                    return account
-        return None
 
     def load_demo(self) -> Account:
         account = self.create_account(DEMO_ACCOUNT, DEMO_API_KEY)

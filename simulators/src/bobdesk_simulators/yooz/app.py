@@ -54,8 +54,7 @@ def yooz_endpoint(endpoint: str):
         @wraps(view)
         def wrapper(*args, **kwargs):
             store = _store()
-            scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-            account = store.by_api_key(key.strip()) if scheme.lower() == "bearer" and key.strip() else None
+            account = store.by_authorization(request.headers.get("Authorization", ""))
             if account is None:
                 raise Unauthorized("Invalid API key.", code="invalid_api_key")
             faults.count_request(store.lock, account.stats, endpoint, iso_ms(utcnow()))

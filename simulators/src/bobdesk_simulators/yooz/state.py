@@ -21,6 +21,7 @@ import secrets
 import threading
 import time
 
+from ..accounts import AccountBook, Conflict, NotFound
 from ..faults import Faults
 from .demo_data import (
     DEMO_ACCOUNT,
@@ -35,14 +36,6 @@ from .demo_data import (
 
 ENDPOINTS = ("list", "get")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-
-class NotFound(KeyError):
-    pass
-
-
-class Conflict(ValueError):
-    pass
 
 
 @dataclasses.dataclass
@@ -106,7 +99,7 @@ def decode_cursor(cursor: str) -> tuple[str, str]:
         raise ValueError("invalid cursor") from None
 
 
-class Store:
+class Store(AccountBook):
     def __init__(self, seed: int | None = None):
         self.lock = threading.RLock()
         self.accounts: dict[str, Account] = {}
@@ -129,19 +122,6 @@ class Store:
                               webhook_url=webhook_url)
             self.accounts[account_id] = account
             return account
-
-    def account(self, account_id: str) -> Account:
-        try:
-            return self.accounts[account_id]
-        except KeyError:
-            raise NotFound(f"no account {account_id}") from None
-
-    def by_api_key(self, api_key: str) -> Account | None:
-        with self.lock:
-            for account in self.accounts.values():
-                if secrets.compare_digest(account.api_key.encode(), api_key.encode()):
-                    return account
-        return None
 
     def load_demo(self) -> Account:
         account = self.create_account(DEMO_ACCOUNT, DEMO_API_KEY, DEMO_WEBHOOK_SECRET)
