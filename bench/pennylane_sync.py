@@ -10,7 +10,6 @@ Also reported: the 429 answers (a paced client meets none) and the provider call
 from __future__ import annotations
 
 import math
-import signal
 import time
 
 from bobdesk_devtools.testing import user_token, wait_until
@@ -53,8 +52,7 @@ class PennylaneSync:
         ended = time.time()
         # Measured: the sync ended at lastPolledAt. The poller then reconciles the company (the first
         # reconcile of 20,000 invoices takes longer than a graceful stop waits), which is not the sync.
-        poller.signal(signal.SIGKILL)
-        poller.popen.wait(30)
+        poller.kill()
         stats = self.admin("GET", f"/{account['id']}/stats")
         first_call = stats["first_request_at"]  # from the first provider call: the claim's delay is not the sync's
         stored = self.stack.invoices_db.invoices.count_documents({"client": company, "provider": "pennylane"})
