@@ -205,9 +205,11 @@ class InvoiceRepository:
     def cancel_unlisted(self, client: ObjectId, provider: str, listing: str, started_at: dt.datetime,
                         now: dt.datetime, rev: str) -> int:
         """Cancel (for good) the invoices of (client, provider) that `listing` did not list, among those
-        stored before it started (one written since may postdate the listing's pass); one bulk write."""
-        unlisted = {"client": client, "provider": provider, "deleted": {"$ne": True}, "listing": {"$ne": listing},
-                    "created_at": {"$lt": started_at}}
+        stored before the second it started (one stored since may postdate the listing's pass); one bulk
+        write. Ids carry their creation second, so that is a range of the (client, _id) index: empty, and
+        free, after a first sync, whose invoices were all stored during the listing."""
+        unlisted = {"client": client, "_id": {"$lt": id_floor(started_at)}, "provider": provider,
+                    "deleted": {"$ne": True}, "listing": {"$ne": listing}}
         gone = {"deleted": True, "cancelled_at": now, "rev": rev}
         newly = {**gone, "state": CANCELLED, "updated_at": now}
         result = self.invoices.bulk_write([

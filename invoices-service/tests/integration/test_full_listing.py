@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
+import pytest
 from bson import ObjectId
+
+
+class Clock:
+    """The service's clock, moved by the test: what a listing began before or after is exact."""
+
+    def __init__(self):
+        self.now = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds: int = 5) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(app):
+    clock = Clock()
+    app.extensions["invoice_service"].clock = clock
+    return clock
 
 
 def states(invoices_db, client):
@@ -10,10 +33,11 @@ def states(invoices_db, client):
             for d in invoices_db.invoices.find({"client": client})}
 
 
-def test_completing_a_listing_cancels_only_what_it_did_not_list(api, authorizer, make_invoice, invoices_db):
+def test_completing_a_listing_cancels_only_what_it_did_not_list(api, authorizer, make_invoice, invoices_db, clock):
     client = ObjectId()
     api.ingest(client, [make_invoice("A"), make_invoice("B"), make_invoice("C")])
     api.ingest(client, [make_invoice("P-1")], provider="pennylane")  # another provider: not this listing's
+    clock.advance()
     connection = authorizer.connection_for(client)
     before = invoices_db.invoices.find_one({"invoice_platform_id": "A"})
     listed = api.batch(connection, [make_invoice("A"), make_invoice("C")], listing="L1").get_json()
@@ -28,14 +52,27 @@ def test_completing_a_listing_cancels_only_what_it_did_not_list(api, authorizer,
 
 
 def test_an_empty_listing_cancels_everything_and_a_new_invoice_during_it_survives(api, authorizer, make_invoice,
-                                                                                 invoices_db):
+                                                                                 invoices_db, clock):
     client = ObjectId()
     api.ingest(client, [make_invoice("A")])
     connection = authorizer.connection_for(client)
+    clock.advance()
     assert api.batch(connection, [], listing="L2").status_code == 200  # the provider holds nothing
-    api.ingest(client, [make_invoice("LATE")])  # stored after the listing started (a webhook)
+    api.ingest(client, [make_invoice("SAME-SECOND")])  # stored in the second the listing began: spared
+    clock.advance()
+    api.ingest(client, [make_invoice("LATE")])  # stored after the listing began (a webhook)
     assert api.complete_listing(connection, "L2").get_json() == {"cancelled": 1}
-    assert states(invoices_db, client) == {"A": ("cancelled", True), "LATE": ("ticket_unmatched", False)}
+    assert states(invoices_db, client) == {"A": ("cancelled", True), "SAME-SECOND": ("ticket_unmatched", False),
+                                           "LATE": ("ticket_unmatched", False)}
+
+
+def test_after_a_first_sync_nothing_is_older_than_the_listing(api, authorizer, make_invoice, invoices_db, clock):
+    client = ObjectId()
+    connection = authorizer.connection_for(client)
+    api.batch(connection, [make_invoice("A")], listing="FIRST")
+    clock.advance()
+    api.batch(connection, [make_invoice("B")], listing="FIRST")
+    assert api.complete_listing(connection, "FIRST").get_json() == {"cancelled": 0}
 
 
 def test_a_listing_never_started_is_409_and_a_bad_body_400(api, authorizer):
