@@ -54,16 +54,22 @@ class PageTiming:
     http_ms: float
     raw_ms: float
     difference_ms: float  # median of the paired differences, not the difference of the medians
-    outside_query_ms: float  # median of HTTP minus the service's own `find` round trip (its /metrics)
+    rate_limit_ms: float  # median of the request's rate-limit count round trip (`findAndModify`)
+    own_ms: float  # median of HTTP minus the service's two round trips: parsing, rendering, WSGI, loopback
     invoices: int
 
 
-def find_seconds(base_url: str) -> float:
-    """The service's `find` round trips so far, in seconds (its command histogram's sum)."""
+def command_seconds(base_url: str) -> dict[str, float]:
+    """The service's round trips so far by command, in seconds (its command histogram's sums)."""
     text = requests.get(f"{base_url}/metrics", timeout=10).text
-    return sum(sample.value for family in text_string_to_metric_families(text)
-               if family.name == "mongo_command_duration_seconds" for sample in family.samples
-               if sample.name.endswith("_sum") and sample.labels.get("command") == "find")
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "mongo_command_duration_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_sum"):
+                    command = sample.labels["command"]
+                    totals[command] = totals.get(command, 0.0) + sample.value
+    return totals
 
 
 def raw_find(collection: Collection, company: ObjectId, params: dict):
@@ -76,8 +82,9 @@ def raw_find(collection: Collection, company: ObjectId, params: dict):
 def time_page(client: Client, collection: Collection, company: ObjectId, params: dict, repeats: int,
               base_url: str) -> PageTiming:
     """HTTP and raw pymongo in alternation (the order swapped every round), after one warm round.
-    The service's own query time is read from its /metrics around each HTTP request (outside the
-    timed span), so the API's time outside its query is also known without the server's noise."""
+    The service's own round trips (the page's `find`, the rate limit's `findAndModify`) are read from
+    its /metrics around each HTTP request (outside the timed span), so what the API spends outside the
+    database is also known without the server's noise."""
     find = raw_find(collection, company, params)
 
     def http() -> bytes:
@@ -89,21 +96,24 @@ def time_page(client: Client, collection: Collection, company: ObjectId, params:
     ids = [str(d["_id"]) for d in find()]
     if [invoice["id"] for invoice in json.loads(http())["invoices"]] != ids:
         raise RuntimeError(f"the baseline must return the page's invoices ({params})")
-    http_samples, raw_samples, outside = [], [], []
+    http_samples, raw_samples, limits, own = [], [], [], []
     for round_ in range(repeats):
         for action in ((http, find) if round_ % 2 == 0 else (find, http)):
-            queried = find_seconds(base_url) if action is http else 0.0
+            before = command_seconds(base_url) if action is http else {}
             started = time.perf_counter()
             action()
             elapsed = (time.perf_counter() - started) * 1000
             if action is http:
+                after = command_seconds(base_url)
+                spent = {name: (after[name] - before.get(name, 0.0)) * 1000 for name in after}
                 http_samples.append(elapsed)
-                outside.append(elapsed - (find_seconds(base_url) - queried) * 1000)
+                limits.append(spent.get("findAndModify", 0.0))
+                own.append(elapsed - sum(spent.values()))
             else:
                 raw_samples.append(elapsed)
     differences = [h - r for h, r in zip(http_samples, raw_samples, strict=True)]
     return PageTiming(statistics.median(http_samples), statistics.median(raw_samples),
-                      statistics.median(differences), statistics.median(outside), len(ids))
+                      statistics.median(differences), statistics.median(limits), statistics.median(own), len(ids))
 
 
 def page_kinds(collection: Collection, company: ObjectId) -> dict[str, dict]:

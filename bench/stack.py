@@ -45,7 +45,8 @@ class Stack:
         self.dbs = {"CONNECTIONS_DB": f"bench_conn_{suffix}", "INVOICES_DB": f"bench_inv_{suffix}",
                     "INGEST_DB": f"bench_ing_{suffix}", "PLATFORM_DB": f"bench_plat_{suffix}"}
         env = {
-            **os.environ, **TEST_ENV, **self.dbs, "LOG_LEVEL": "WARNING", "YOOZ_SIM_DEMO": "0",
+            # Production's log level: the one log line per request is part of what a request costs.
+            **os.environ, **TEST_ENV, **self.dbs, "LOG_LEVEL": "INFO", "YOOZ_SIM_DEMO": "0",
             "PENNYLANE_SIM_DEMO": "0",
             # One initial sync per connection: no second poll inside a measurement. An idle poller
             # claims every 250 ms (production: 1 s), each claim a database command during the sync.
