@@ -96,3 +96,27 @@ def test_the_budget_costs_one_round_trip_per_request(test_env, authorizer):
         answer = _get(http, company)
         assert answer.headers["RateLimit-Remaining"] == remaining
         assert commands() - before == 2  # the page's find and the budget's count
+
+
+def test_a_window_opened_by_many_requests_at_once_counts_them_all(test_env, authorizer):
+    """Concurrent first requests of a window race to create its counter: none fails, each is counted."""
+    import threading
+
+    app = _app(test_env, authorizer, "1000/minute")
+    _get(app.test_client(), ObjectId())  # the storage's indexes, created once
+    for _round in range(5):
+        company, start = ObjectId(), threading.Barrier(16)
+        statuses: list[int] = []
+
+        def first_request(company=company, start=start, statuses=statuses):
+            http = app.test_client()
+            start.wait()
+            statuses.append(_get(http, company).status_code)
+
+        threads = [threading.Thread(target=first_request) for _ in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses == [200] * 16
+        assert _get(app.test_client(), company).headers["RateLimit-Remaining"] == str(1000 - 17)

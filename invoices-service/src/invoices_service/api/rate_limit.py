@@ -16,12 +16,13 @@ import threading
 import time
 
 from bobdesk_shared.auth import require_public
-from bobdesk_shared.errors import ApiError
+from bobdesk_shared.errors import ApiError, ServiceUnavailable
 from bobdesk_shared.mongo import connect
 from flask import Flask, Response
 from flask_limiter import Limiter, RateLimitExceeded
 from limits.storage import MongoDBStorage
 from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 # OpenAPI response headers of every public route (`@blp.response(..., headers=...)`).
 HEADERS = {name: {"description": text, "schema": {"type": "integer", "minimum": 0}} for name, text in (
@@ -60,12 +61,24 @@ class CounterStorage(MongoDBStorage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         expired = {"$lt": ["$expireAt", "$$NOW"]}
         window_end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expiry)
-        counter = self.counters.find_one_and_update(
-            {"_id": key},
-            [{"$set": {"count": {"$cond": {"if": expired, "then": amount, "else": {"$add": ["$count", amount]}}},
-                       "expireAt": {"$cond": {"if": expired, "then": window_end, "else": "$expireAt"}}}}],
-            upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
-        )
+        # Concurrent first counts of a window race to create its document. On MongoDB a loser's upsert
+        # may hit the unique _id, having counted nothing: it counts again. The embedded server counts it
+        # but returns no document: the counter is read instead.
+        for _attempt in range(3):
+            try:
+                counter = self.counters.find_one_and_update(
+                    {"_id": key},
+                    [{"$set": {
+                        "count": {"$cond": {"if": expired, "then": amount, "else": {"$add": ["$count", amount]}}},
+                        "expireAt": {"$cond": {"if": expired, "then": window_end, "else": "$expireAt"}}}}],
+                    upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
+                ) or self.counters.find_one({"_id": key}, ["count", "expireAt"])
+            except DuplicateKeyError:
+                continue
+            if counter is not None:
+                break
+        else:
+            raise ServiceUnavailable("The request budget could not be counted; retry.", code="contention")
         self._last.window = (key, int(counter["count"]), counter["expireAt"])
         return int(counter["count"])
 
