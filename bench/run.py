@@ -277,6 +277,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=15, help="rounds per median (default 15)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients of 7 (default 16)")
     parser.add_argument("--load-seconds", type=float, default=15, help="duration of each load of 7 (default 15)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2, as shipped)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (default 4, as shipped)")
     parser.add_argument("--steps", default=",".join(STEPS),
                         help=f"comma-separated subset of {','.join(STEPS)} (initial_sync is always run first)")
     parser.add_argument("--webhooks", type=int, default=100, help="webhook events timed (default 100)")
@@ -287,7 +289,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="bobdesk-bench-"))
     started = time.monotonic()
-    stack = Stack(workdir, os.environ.get("MONGO_URI") or None)
+    stack = Stack(workdir, os.environ.get("MONGO_URI") or None, args.workers, args.threads)
     bench = Bench(stack, args)
     steps = ["initial_sync", *(s for s in args.steps.split(",") if s in STEPS and s != "initial_sync")]
     try:

@@ -40,7 +40,8 @@ def peak_rss_mib(pid: int) -> float:
 class Stack:
     """bobdesk_devtools.stack's processes on free ports, and the calls the scenarios make."""
 
-    def __init__(self, workdir: Path, mongo_uri: str | None):
+    def __init__(self, workdir: Path, mongo_uri: str | None, workers: int = 2, threads: int = 4):
+        """gunicorn sized as shipped (bobdesk_shared/gunicorn_conf.py's defaults) unless told."""
         suffix = uuid.uuid4().hex[:8]
         self.dbs = {"CONNECTIONS_DB": f"bench_conn_{suffix}", "INVOICES_DB": f"bench_inv_{suffix}",
                     "INGEST_DB": f"bench_ing_{suffix}", "PLATFORM_DB": f"bench_plat_{suffix}"}
@@ -61,7 +62,7 @@ class Stack:
             env["MONGO_URI"] = mongo_uri
         else:
             env.pop("MONGO_URI", None)
-        self.launcher = launch.Stack(env, workdir, free_ports=True)
+        self.launcher = launch.Stack(env, workdir, free_ports=True, workers=workers, threads=threads)
         self.workdir = workdir
         self.mongo = MongoClient(self.launcher.mongo_uri, tz_aware=True)
         self.sim_url = self.launcher.env["YOOZ_BASE_URL"]
