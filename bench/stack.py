@@ -88,7 +88,9 @@ class Stack:
 
     @staticmethod
     def stop_process(process: launch.Process) -> None:
-        process.stop(60)
+        # A poller finishes its poll first, including the reconcile after a sync (tens of seconds for
+        # 20,000 invoices on the embedded server).
+        process.stop(300)
 
     def stop(self) -> None:
         if not self.launcher.embedded_mongo:  # an embedded server goes with its temporary storage
