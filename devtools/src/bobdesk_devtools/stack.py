@@ -111,11 +111,25 @@ class Process:
         return self.popen.pid
 
     def running(self) -> bool:
-        return self.popen.poll() is None
+        """Alive; an exited child is left unreaped (a zombie), so its group id stays ours to signal."""
+        if self.popen.returncode is not None:
+            return False
+        return os.waitid(os.P_PID, self.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
 
     def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
+        # Once the child is reaped its id may be recycled as another process group's (pid_max is
+        # small): a signal then could stop a stranger, so it is not sent.
+        if self.popen.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+
+    def _exits_within(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.running():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """SIGTERM to the group, SIGKILL after `timeout`; the group's leftovers are killed either way."""
@@ -124,12 +138,12 @@ class Process:
         self.stopped = True
         if self.running():
             self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
+            if not self._exits_within(timeout):
                 self.signal(signal.SIGKILL)
-                self.popen.wait(5)
-        self.signal(signal.SIGKILL)  # a child that outlived its parent (the group id stays reserved)
+                self._exits_within(5)
+        self.signal(signal.SIGKILL)  # a child that outlived its parent, while the unreaped parent holds the id
+        if self.popen.returncode is None:
+            self.popen.wait(5)
         self._log.close()
         return self.popen.returncode
 
