@@ -1,4 +1,4 @@
-"""deploy/ tests: the rules module lives next to the manifests (deploy/manifest_rules.py).
+"""deploy/ tests: the rules package lives next to the manifests (deploy/manifest_rules/).
 
 It is loaded by path and registered as `manifest_rules` (deploy/ holds folders such as
 `base` and `tests` that must not shadow anything on sys.path)."""
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-RULES_PATH = Path(__file__).resolve().parent.parent / "manifest_rules.py"
+RULES_PACKAGE = Path(__file__).resolve().parent.parent / "manifest_rules"
 if "manifest_rules" not in sys.modules:
-    spec = importlib.util.spec_from_file_location("manifest_rules", RULES_PATH)
+    spec = importlib.util.spec_from_file_location("manifest_rules", RULES_PACKAGE / "__init__.py",
+                                                  submodule_search_locations=[str(RULES_PACKAGE)])
     module = importlib.util.module_from_spec(spec)
     sys.modules["manifest_rules"] = module
     spec.loader.exec_module(module)

@@ -31,7 +31,7 @@ def test_a_skipped_check_still_fails_without_its_skip(rendered, tmp_path, monkey
     """The skips are what hide the three kinds: checkov itself still reports them on prod."""
     config = tmp_path / "checkov.yaml"
     config.write_text(re.sub(r"(?m)^skip-check:\n(\s+(#.*|- .*)\n)+", "", manifest_rules.CHECKOV_CONFIG.read_text()))
-    monkeypatch.setattr(manifest_rules, "CHECKOV_CONFIG", config)
+    monkeypatch.setattr(manifest_rules.checkov_runner, "CHECKOV_CONFIG", config)
     found = {v.rule for v in manifest_rules.checkov({"prod": rendered["prod"]})["prod"]}
     assert found == {"CKV_K8S_15", "CKV_K8S_35", "CKV_K8S_43"}
 
@@ -80,13 +80,13 @@ def test_schema_rule_refuses_unknown_fields_wrong_types_and_kinds(monkeypatch):
     monitor = {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor", "metadata": {"name": "x"}}
     assert [v.rule for v in manifest_rules.check([monitor], production=False, only=["schema"])] == ["schema"]
     # A CRD passes only when the validator is told to skip its kind, explicitly.
-    monkeypatch.setattr(manifest_rules, "SKIP_SCHEMA_KINDS", frozenset({"ServiceMonitor"}))
+    monkeypatch.setattr(manifest_rules.model, "SKIP_SCHEMA_KINDS", frozenset({"ServiceMonitor"}))
     assert manifest_rules.check([monitor], production=False, only=["schema"]) == []
 
 
 def test_command_line_reports_both_overlays(capsys, monkeypatch, checkov_found):
     # checkov's findings from the session's run (the same overlays): one start of checkov is enough.
-    monkeypatch.setattr(manifest_rules, "checkov", lambda named: {name: checkov_found[name] for name in named})
+    monkeypatch.setattr(manifest_rules.cli, "checkov", lambda named: {name: checkov_found[name] for name in named})
     assert manifest_rules.main([]) == 0
     out = capsys.readouterr().out
     assert "overlays/dev: ok" in out and "overlays/prod: ok" in out
