@@ -16,9 +16,8 @@ from .webhooks.events import EventStore
 SERVICE = "ingest-cli"
 
 
-def ensure_indexes(settings, client) -> int:
+def ensure_indexes(settings, client) -> None:
     EventStore(client[settings.ingest_db], settings.webhook_event_retention_seconds).ensure_indexes()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

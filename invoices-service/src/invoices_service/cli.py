@@ -16,9 +16,8 @@ from .repository import InvoiceRepository
 SERVICE = "invoices-cli"
 
 
-def ensure_indexes(settings, client) -> int:
+def ensure_indexes(settings, client) -> None:
     InvoiceRepository(client[settings.invoices_db]).ensure_indexes()
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,19 +37,19 @@ def ensure_indexes_or_defer(ensure: Callable[[], object], database_variable: str
                     extra={"database": database_variable})
 
 
-Command = Callable[[SharedSettings, MongoClient], int]
+Command = Callable[[SharedSettings, MongoClient], int | None]
 
 
 def run_command(argv: Sequence[str] | None, settings: SharedSettings, *, prog: str, description: str | None,
                 commands: Mapping[str, Command]) -> int:
     """An operations command line (`python -m <component>.cli <command>`): the command named on it
-    runs with the component's settings and database client; its exit status is the command's."""
+    runs with the component's settings and database client; its exit status is the command's (0 for None)."""
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=list(commands))
     command = parser.parse_args(argv).command
     client = start(settings)
     try:
-        return commands[command](settings, client)
+        return commands[command](settings, client) or 0
     finally:
         client.close()

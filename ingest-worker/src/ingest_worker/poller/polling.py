@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from bobdesk_shared.logs import register_secret
@@ -35,17 +36,13 @@ from ..upstream import ConnectionsApi, InvalidBatch, InvoicesApi, Refused, Upstr
 log = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass
-class PollStats:
-    pages: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    cancelled: int = 0
-    rejected: int = 0
+class PollStats(Counter):
+    """What one poll did, counted by name: the `stats` of its poll result."""
+
+    NAMES = ("pages", "created", "updated", "unchanged", "cancelled", "rejected")
 
     def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {name: self[name] for name in self.NAMES}
 
 
 class LeaseGuard:
@@ -174,9 +171,9 @@ class Poll:
                     mapped: tuple[list[dict], int], stats: PollStats) -> None:
         """Store one page: its invoices, its cancellations (what the provider no longer has), and, when it
         ends a full listing, the cancellation of what that listing did not list."""
-        stats.pages += 1
+        stats["pages"] += 1
         invoices, rejected = mapped
-        stats.rejected += rejected
+        stats["rejected"] += rejected
         at = iso_ms(utcnow())
         cancellations = [{"invoice_platform_id": identifier, "at": at} for identifier in page.gone]
         # A listing's first page is stored even empty: invoices-service learns when the listing began.
@@ -184,11 +181,11 @@ class Poll:
             result = self.invoices.store_batch(connection["id"], connection["fence"], invoices, cancellations,
                                                listing=page.listing)
             for name in ("created", "updated", "unchanged", "cancelled"):
-                setattr(stats, name, getattr(stats, name) + result[name])
+                stats[name] += result[name]
             count_outcomes(adapter.key, "poll", result)
         if page.listing_complete:
             unlisted = self.invoices.complete_listing(connection["id"], connection["fence"], page.listing)
-            stats.cancelled += unlisted
+            stats["cancelled"] += unlisted
             count_outcomes(adapter.key, "poll", {"cancelled": unlisted})
 
     def _report_failure(self, connection, context, kind, message, retry_after, stats, checkpoint) -> None:
