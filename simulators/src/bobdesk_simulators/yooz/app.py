@@ -1,4 +1,4 @@
-"""The Yooz simulator's HTTP API: CONTRACTS section 5, plus `/_admin/...` to drive it.
+"""The Yooz simulator's HTTP API: the Yooz API our adapter speaks, plus `/_admin/...` to drive it.
 
 Yooz API: `GET /invoices` (updated_since, cursor, limit 1..100, ordered by
 `(updated_at, id)`, updated_since inclusive) and `GET /invoices/{id}`, with
@@ -26,7 +26,7 @@ from . import state, webhooks
 from .demo_data import iso_z
 from .state import ENDPOINTS, Store
 
-yooz = Blueprint("yooz", __name__, description="The Yooz API as CONTRACTS section 5 pins it.")
+yooz = Blueprint("yooz", __name__, description="The Yooz API our adapter speaks.")
 admin = Blueprint("admin", __name__, url_prefix="/_admin", description="Drive the simulator (tests, demo).")
 
 _MALFORMED_LISTS = (b'{"items": [{"id": "YZ-', b"<html><body>Service Unavailable</body></html>",

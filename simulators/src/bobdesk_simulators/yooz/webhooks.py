@@ -1,4 +1,4 @@
-"""The simulator's outgoing webhooks, signed as CONTRACTS section 5 says Yooz signs them.
+"""The simulator's outgoing webhooks, signed as Yooz signs them (`Yooz-Signature: t=<unix>,v1=<hex>`).
 
 Written apart from the adapter's verifier on purpose: a shared helper would let
 one mistake pass both sides.
