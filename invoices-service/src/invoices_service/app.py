@@ -41,6 +41,6 @@ def create_app(settings: Settings | None = None, authorizer: IngestAuthorizer | 
         blueprints=[public.blp, jarvis.blp], internal_blueprints=[internal.blp],
         ready_checks={"invoices_db": lambda: ping(mongo)},
     )
-    rate_limit.install(app, public.blp, settings)
+    rate_limit.install(app, public.blp, public.company, settings)
     app.extensions["invoice_service"] = service
     return app

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from pymongo.collection import Collection
+
 # The index of a list query, most selective first: an exact id, number or SIRET; then a time range
 # (a page costs the range, never the whole company); then the state; else the keyset (client, _id).
 _LIST_INDEXES = (
@@ -47,3 +49,10 @@ def list_hint(query: dict) -> str | None:
 def of_provider(docs: Iterable[dict], provider: str) -> Iterator[dict]:
     """The documents of `provider`, filtered here rather than in the query (see the module docstring)."""
     return (doc for doc in docs if doc.get("provider") == provider)
+
+
+def upserted(collection: Collection, query: dict, projection: list[str], answer: dict | None) -> dict | None:
+    """The document an upserting `find_one_and_update` returned (`ReturnDocument.AFTER`). When
+    concurrent upserts race to create it, the embedded server applies the losers' updates but
+    returns no document; it is then read back. On MongoDB the answer is always there."""
+    return answer if answer is not None else collection.find_one(query, projection)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bobdesk_shared.auth import PUBLIC_SECURITY, require_public
+from bobdesk_shared.auth import PUBLIC_SECURITY, PublicClient, require_public
 from bobdesk_shared.web import Blueprint
 from flask import g
 
@@ -15,10 +15,23 @@ blp = Blueprint("public_invoices", __name__, url_prefix="/api/v3.0/invoices",
                 description="Invoices ingested from your accounting provider (read-only).")
 
 
+def principal() -> PublicClient:
+    """The caller, its token decoded once per request: the rate limiter needs its company before the
+    blueprint authenticates, and the blueprint reuses it."""
+    if "principal" not in g:
+        g.principal = require_public()
+    return g.principal
+
+
+def company() -> str:
+    """The rate limiter's key: the caller's company (a bad token is a 401 here)."""
+    return str(principal().client)
+
+
 @blp.before_request
 def authenticate():
     """Authentication first, so a caller without a valid token learns nothing from a 400."""
-    g.principal = require_public()
+    principal()
 
 
 register_reads(blp, PUBLIC_SECURITY, {

@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections.abc import Callable
 
-from bobdesk_shared.auth import require_public
 from bobdesk_shared.errors import ApiError, ServiceUnavailable
 from bobdesk_shared.mongo import connect
 from flask import Flask, Response
@@ -23,6 +23,8 @@ from flask_limiter import Limiter, RateLimitExceeded
 from limits.storage import MongoDBStorage
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
+
+from ..embedded_server import upserted
 
 # OpenAPI response headers of every public route (`@blp.response(..., headers=...)`).
 HEADERS = {name: {"description": text, "schema": {"type": "integer", "minimum": 0}} for name, text in (
@@ -38,11 +40,16 @@ class RateLimited(ApiError):
     status, code, message = 429, "rate_limited", "The company's request budget is spent; retry later."
 
 
+FIELDS = ["count", "expireAt"]  # of a counter, as `incr` returns it
+
+
 class CounterStorage(MongoDBStorage):
     """`limits`' MongoDB storage, registered for the `mongodb` schemes so Flask-Limiter's
     `storage_uri` builds this one, with three changes:
 
-    - our client (bounded timeouts, command metrics);
+    - our client (bounded timeouts, command metrics), writing with `w: 1`: a counter increment
+      lost on failover only makes the budget slightly generous, and `majority` would cost a
+      replication round trip on every request;
     - one round trip per request: the counter update also returns the window's end, which the
       headers then read from here instead of reading the counter twice more;
     - a `__del__` that closes only a client it opened (the library's opens one at garbage
@@ -56,23 +63,21 @@ class CounterStorage(MongoDBStorage):
         self._last = threading.local()  # (key, count, window end) of this thread's last count
 
     def _init_mongo_client(self, uri, **options):
-        return connect(uri, "invoices-service-rate-limit")
+        return connect(uri, "invoices-service-rate-limit", w=1)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         expired = {"$lt": ["$expireAt", "$$NOW"]}
         window_end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expiry)
+        update = [{"$set": {
+            "count": {"$cond": {"if": expired, "then": amount, "else": {"$add": ["$count", amount]}}},
+            "expireAt": {"$cond": {"if": expired, "then": window_end, "else": "$expireAt"}}}}]
         # Concurrent first counts of a window race to create its document. On MongoDB a loser's upsert
-        # may hit the unique _id, having counted nothing: it counts again. The embedded server counts it
-        # but returns no document: the counter is read instead.
+        # may hit the unique _id, having counted nothing: it counts again.
         for _attempt in range(3):
             try:
-                counter = self.counters.find_one_and_update(
-                    {"_id": key},
-                    [{"$set": {
-                        "count": {"$cond": {"if": expired, "then": amount, "else": {"$add": ["$count", amount]}}},
-                        "expireAt": {"$cond": {"if": expired, "then": window_end, "else": "$expireAt"}}}}],
-                    upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
-                ) or self.counters.find_one({"_id": key}, ["count", "expireAt"])
+                answer = self.counters.find_one_and_update({"_id": key}, update, upsert=True, projection=FIELDS,
+                                                           return_document=ReturnDocument.AFTER)
+                counter = upserted(self.counters, {"_id": key}, FIELDS, answer)
             except DuplicateKeyError:
                 continue
             if counter is not None:
@@ -102,15 +107,11 @@ class CounterStorage(MongoDBStorage):
             self._storage.close()
 
 
-def _company() -> str:
-    # Flask-Limiter asks for the key before the blueprint authenticates: a bad token is a 401 here.
-    return str(require_public().client)
-
-
-def install(app: Flask, blueprint, settings) -> Limiter:
-    """Limit every route of `blueprint` to `settings.public_api_rate_limit` per company."""
+def install(app: Flask, blueprint, company: Callable[[], str], settings) -> Limiter:
+    """Limit every route of `blueprint` to `settings.public_api_rate_limit` per `company()` (the
+    caller's, asked before the blueprint's own `before_request`)."""
     limiter = Limiter(
-        key_func=_company, app=app, strategy="fixed-window", key_prefix="public-api",
+        key_func=company, app=app, strategy="fixed-window", key_prefix="public-api",
         storage_uri=settings.mongo_uri,
         storage_options={"database_name": settings.invoices_db, "counter_collection_name": "rate_limits"},
         headers_enabled=False,  # its Reset is a date and it adds Retry-After to every answer
