@@ -33,8 +33,10 @@ def iso_ms(value: dt.datetime | dt.date | None) -> str | None:
         return f"{value.isoformat()}T00:00:00.000Z"
     if value.tzinfo is not None and value.utcoffset():
         value = value.astimezone(UTC)
-    # isoformat, not strftime: a list page renders 800 of these (and strftime drops a year's zeros).
-    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    # %-formatting, neither strftime nor isoformat: a list page renders 800 of these and this is the
+    # fastest (half isoformat's time); milliseconds are truncated, a year keeps its leading zeros.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 (the fastest, see above)
+        value.year, value.month, value.day, value.hour, value.minute, value.second, value.microsecond // 1000)
 
 
 def parse_iso(value: str) -> dt.datetime:
