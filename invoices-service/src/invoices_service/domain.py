@@ -93,6 +93,29 @@ def match_supplier(siret: str | None, siren: str | None, contractors: Iterable[C
     return same_siren[0].id if len(same_siren) == 1 else None
 
 
+
+@dataclasses.dataclass(frozen=True)
+class SupplierGroup:
+    """Invoices of one SIRET (or, SIRET-less, one SIREN) and one current supplier."""
+
+    siret: str | None
+    siren: str | None
+    supplier: ObjectId | None
+
+
+def stale_supplier_groups(groups: Iterable[SupplierGroup], contractors: list[Contractor]
+                          ) -> list[tuple[SupplierGroup, ObjectId | None]]:
+    """Each group whose supplier is not the one `match_supplier` picks now, with that supplier: what
+    a re-match must write, nothing else. Groups with no SIREN match nothing and are left alone."""
+    stale = []
+    for group in groups:
+        if group.siren is None:
+            continue
+        matched = match_supplier(group.siret, group.siret[:9] if group.siret else group.siren, contractors)
+        if matched != group.supplier:
+            stale.append((group, matched))
+    return stale
+
 def contractors_fingerprint(contractors: Iterable[Contractor]) -> str:
     """Changes whenever a contractor that matching reads appears, goes, or changes SIRET/activity."""
     rows = sorted(f"{c.id}:{c.siret or ''}:{int(c.active)}" for c in contractors)

@@ -12,8 +12,10 @@ starts with `client` because every request is scoped to one company:
   ingestion (lookup by `$in`, no duplicate under concurrent batches) and `invoice_platform_id=`.
 - `client_state_id` (client, state, _id): `association=unmatched|linked`, sorted by `_id`.
 - `client_number_id` (client, number, _id): `number=`.
-- `client_supplier_siret_id` (client, supplier.siret, _id): `supplier_siret=`; reconcile's
-  distinct SIRETs.
+- `client_supplier_siret_id` (client, supplier.siret, _id): `supplier_siret=`.
+- `client_supplier_group` (client, supplier.siret, supplier.siren, supplier_id, state, manual_link):
+  reconcile's supplier groups (a `$group` it covers) and its re-match of a stale group (every
+  field of those filters is in the index, which the embedded server's planner needs).
 - `client_issue_date` (client, issue_date): `issued_after`/`issued_before`.
 - `client_updated_at` (client, updated_at): `updated_after`/`updated_before`.
 - `client_unmatched_reference` (client, order_reference), partial on unmatched automatic
@@ -36,7 +38,7 @@ from pymongo import ASCENDING, IndexModel, InsertOne, ReturnDocument, UpdateMany
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from .domain import CANCELLED, LINKED, UNMATCHED, Contractor, ListFilters, Ticket
+from .domain import CANCELLED, LINKED, UNMATCHED, Contractor, ListFilters, SupplierGroup, Ticket
 from .embedded_server import list_hint, of_provider
 
 DUPLICATE_KEY = 11000
@@ -53,6 +55,9 @@ INDEXES = [
                name="client_supplier_siret_id"),
     IndexModel([("client", ASCENDING), ("issue_date", ASCENDING)], name="client_issue_date"),
     IndexModel([("client", ASCENDING), ("updated_at", ASCENDING)], name="client_updated_at"),
+    IndexModel([("client", ASCENDING), ("supplier.siret", ASCENDING), ("supplier.siren", ASCENDING),
+                ("supplier_id", ASCENDING), ("state", ASCENDING), ("manual_link", ASCENDING)],
+               name="client_supplier_group"),
     IndexModel([("client", ASCENDING), ("order_reference", ASCENDING)], name="client_unmatched_reference",
                partialFilterExpression=UNLINKED_AUTOMATIC),
 ]
@@ -250,28 +255,28 @@ class InvoiceRepository:
 
     # --- reconciliation ---------------------------------------------------------------------
 
-    def distinct_valid_sirets(self, client: ObjectId) -> list[str]:
-        return self.invoices.distinct("supplier.siret", {"client": client, "supplier.siren": {"$ne": None},
-                                                         "supplier.siret": {"$ne": None}})
+    def supplier_groups(self, client: ObjectId) -> list[SupplierGroup]:
+        """The company's distinct (SIRET, SIREN, supplier): one `$group` over the
+        `client_supplier_group` index's entries, never a document per invoice."""
+        cursor = self.invoices.aggregate([
+            {"$match": {"client": client}},
+            {"$group": {"_id": {"siret": "$supplier.siret", "siren": "$supplier.siren", "supplier": "$supplier_id"}}},
+        ], batchSize=10_000)
+        return [SupplierGroup(doc["_id"].get("siret"), doc["_id"].get("siren"), doc["_id"].get("supplier"))
+                for doc in cursor]
 
-    def distinct_siret_less_sirens(self, client: ObjectId) -> list[str]:
-        """The provider SIRENs of invoices whose supplier has no SIRET."""
-        return self.invoices.distinct("supplier.siren", {"client": client, "supplier.siret": None,
-                                                         "supplier.siren": {"$ne": None}})
-
-    def rematch_suppliers(self, client: ObjectId, by_siret: dict[str, ObjectId | None],
-                          by_siren: dict[str, ObjectId | None], changes: dict) -> int:
-        """Set each SIRET's (or SIRET-less SIREN's) supplier where it differs; an automatic link made
-        under the old supplier is undone first (the link phase makes it again if the ticket allows)."""
-        groups = [({"supplier.siret": siret}, supplier_id) for siret, supplier_id in by_siret.items()]
-        groups += [({"supplier.siret": None, "supplier.siren": siren}, supplier_id)
-                   for siren, supplier_id in by_siren.items()]
+    def rematch_suppliers(self, client: ObjectId, stale: list[tuple[SupplierGroup, ObjectId | None]],
+                          changes: dict) -> int:
+        """Give each stale group its new supplier; an automatic link made under the old supplier is
+        undone first (the link phase makes it again if the ticket allows). Every filter is equalities
+        on the `client_supplier_group` index."""
         operations = []
-        for group, supplier_id in groups:
-            stale = {"client": client, **group, "supplier_id": {"$ne": supplier_id}}
-            operations.append(UpdateMany({**stale, "state": LINKED, "manual_link": False}, {"$set": {
+        for group, supplier_id in stale:
+            members = {"client": client, "supplier.siret": group.siret, "supplier.siren": group.siren,
+                       "supplier_id": group.supplier}
+            operations.append(UpdateMany({**members, "state": LINKED, "manual_link": False}, {"$set": {
                 **changes, "supplier_id": supplier_id, "ticket_id": None, "state": UNMATCHED}}))
-            operations.append(UpdateMany(stale, {"$set": {**changes, "supplier_id": supplier_id}}))
+            operations.append(UpdateMany(members, {"$set": {**changes, "supplier_id": supplier_id}}))
         if not operations:
             return 0
         return self.invoices.bulk_write(operations, ordered=True).modified_count

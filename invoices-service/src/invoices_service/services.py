@@ -29,6 +29,7 @@ from .domain import (
     decide_link,
     index_tickets,
     match_supplier,
+    stale_supplier_groups,
     state_of,
     tickets_fingerprint,
     visible_changes,
@@ -246,8 +247,9 @@ class InvoiceService:
 
     def reconcile(self, client: ObjectId) -> dict:
         """Re-match suppliers when the company's contractors changed, and link unlinked invoices to
-        tickets that appeared. Cost: the company's contractors, its distinct SIRETs (only when they
-        changed) and its distinct unlinked references; never one command per invoice."""
+        tickets that appeared. Cost: the company's contractors, its supplier groups (only when they
+        changed; writes only for the stale ones) and its distinct unlinked references; never one
+        command per invoice."""
         contractors = self.platform.contractors_of(client)
         contractors_print = contractors_fingerprint(contractors)
         stored = self.invoices.fingerprints(client)
@@ -256,11 +258,8 @@ class InvoiceService:
         rematched = 0
         contractors_changed = stored.get("contractors") != contractors_print
         if contractors_changed:
-            by_siret = {siret: match_supplier(siret, siret[:9], contractors)
-                        for siret in self.invoices.distinct_valid_sirets(client)}
-            by_siren = {siren: match_supplier(None, siren, contractors)
-                        for siren in self.invoices.distinct_siret_less_sirens(client)}
-            rematched = self.invoices.rematch_suppliers(client, by_siret, by_siren, changes)
+            stale = stale_supplier_groups(self.invoices.supplier_groups(client), contractors)
+            rematched = self.invoices.rematch_suppliers(client, stale, changes)
         references = self.invoices.unlinked_references(client)
         tickets = self.platform.tickets_by_numbers(client, references) if references else []
         tickets_print = tickets_fingerprint(tickets)

@@ -50,3 +50,36 @@ def test_no_command_on_invoices_scans_the_collection(recorded, authorizer, platf
 
     assert {"find", "update", "findAndModify"} <= recorder.names()  # every path really ran
     recorder.assert_indexed(invoices_db)
+
+
+def test_reconcile_reads_indexes_and_writes_only_what_changed(recorded, authorizer, platform, invoices_db,
+                                                              make_invoice, make_siret):
+    service, recorder = recorded
+    client, other = ObjectId(), ObjectId()
+    other_connection = authorizer.add(other)
+    service.ingest(other_connection, 1, [make_invoice(f"O-{i}", supplier_siret=make_siret("732829320", i % 9 + 1),
+                                                      order_reference=f"T-{i % 5}") for i in range(300)], [])
+    connection = authorizer.add(client)
+    batch = [make_invoice(f"I-{i}", supplier_siret=make_siret("732829320", i % 9 + 1), order_reference=f"T-{i % 5}")
+             for i in range(40)]
+    siret_less = make_invoice("no-siret", order_reference="T-0")
+    siret_less["supplier"]["siren"] = "732829320"
+    service.ingest(connection, 1, [*batch, siret_less], [])
+    service.link(client, str(service.list_invoices(client, ListFilters(limit=1))[0]["_id"]),
+                 str(platform.ticket(client, "T-9")))
+    assert service.reconcile(client) == {"suppliers_rematched": 0, "tickets_linked": 0}
+    platform.contractor(client, make_siret("732829320", 1))  # the one of this SIREN: every invoice
+    platform.ticket(client, "T-0")
+    recorder.commands.clear()
+
+    assert service.reconcile(client) == {"suppliers_rematched": 41, "tickets_linked": 8}
+    # One read of the company's supplier groups and one of its unlinked references; the writes
+    # name only the SIRETs, SIRENs and references whose invoices change.
+    assert sorted(next(iter(command)) for command in recorder.commands) == ["aggregate", "distinct", "update",
+                                                                            "update"]
+    assert [len(command["updates"]) for command in recorder.commands if "updates" in command] == [20, 1]
+    # The supplier phase (its `$group` and its re-match) walks indexes; the link phase (its distinct
+    # and its update on the partial index) is not yet served by the embedded server's planner.
+    assert [next(iter(command)) for command in recorder.commands][:2] == ["aggregate", "update"]
+    recorder.commands = recorder.commands[:2]
+    recorder.assert_indexed(invoices_db)
