@@ -8,9 +8,10 @@ its planner scans the collection for some multi-field filters. So queries by `_i
 lookup, reconcile and simple lists are left to the planner; only lists mixing a filter with an
 `_id` bound (`list_hint`) name their index. tests/integration/test_query_plans.py and
 test_public_api.py explain what ingestion and the reads send. Reconcile is not hinted: on the
-embedded server a hinted walk covers every company, which is worse than its scan. Its planner uses an index only for equalities on a run of the index's fields
-with no field of the filter outside it, so reconcile's re-match filters are equalities on every field
-of `client_supplier_group` they name (on MongoDB the same index serves them as well).
+embedded server a hinted walk covers every company, which is worse than its scan.
+Its planner uses an index only for equalities on a run of the index's fields with no filter field
+outside it, so reconcile's re-match filters are equalities on the fields of `client_supplier_group`
+(on MongoDB the same index serves them as well).
 
 The ingestion lookup names no `provider`: with it, the embedded planner scans the collection
 instead of using the (client, invoice_platform_id, provider) index's prefix; a company has one or
