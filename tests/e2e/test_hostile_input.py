@@ -114,6 +114,9 @@ def _fuzz_route(component: Component, http: requests.Session, method: str, path:
             headers.update(sign_webhook(body))
         if content_type:
             headers["Content-Type"] = content_type
+        # One connection per hostile request: reusing a kept-alive one races the server's idle close,
+        # and a dropped connection would then be blamed on the input.
+        headers["Connection"] = "close"
         url = _url(component, path, values)
         data = body if method in ("POST", "PATCH", "PUT") else None
         response = http.request(method, url, params=query, data=data, headers=headers, timeout=30)
