@@ -16,6 +16,13 @@ outside it, so reconcile's re-match filters are equalities on the fields of `cli
 The ingestion lookup names no `provider`: with it, the embedded planner scans the collection
 instead of using the (client, invoice_platform_id, provider) index's prefix; a company has one or
 two providers, so filtering them in Python (`of_provider`) costs nothing.
+
+An update whose filter adds conditions to an indexed range (`listing-complete`'s three `UpdateMany`
+over the `(client, _id)` range of what a listing did not list) is planned on its first condition
+alone: the company's every invoice is read, once per statement (4.9 s for 20,000 invoices, after a
+first sync whose range is empty). The range alone is an index range on both servers, so
+`range_is_empty` asks it first (one read of at most one key) and the update is skipped when it
+holds nothing; on MongoDB the skipped update would have cost as little.
 """
 
 from __future__ import annotations
@@ -52,6 +59,11 @@ def list_hint(query: dict) -> str | None:
 def of_provider(docs: Iterable[dict], provider: str) -> Iterator[dict]:
     """The documents of `provider`, filtered here rather than in the query (see the module docstring)."""
     return (doc for doc in docs if doc.get("provider") == provider)
+
+
+def range_is_empty(collection: Collection, index_range: dict) -> bool:
+    """Whether no document is in `index_range` (equalities then one range on an index's fields)."""
+    return collection.find_one(index_range, {"_id": 1}) is None
 
 
 def upserted(collection: Collection, query: dict, projection: list[str], answer: dict | None) -> dict | None:

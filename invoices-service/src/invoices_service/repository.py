@@ -39,7 +39,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
 from .domain import CANCELLED, LINKED, UNMATCHED, Contractor, ListFilters, SupplierGroup, Ticket
-from .embedded_server import list_hint, of_provider
+from .embedded_server import list_hint, of_provider, range_is_empty
 
 DUPLICATE_KEY = 11000
 # Automatic invoices waiting for a ticket: the partial index's filter and its queries' base.
@@ -211,10 +211,12 @@ class InvoiceRepository:
                         now: dt.datetime, rev: str) -> int:
         """Cancel (for good) the invoices of (client, provider) that `listing` did not list, among those
         stored before the second it started (one stored since may postdate the listing's pass); one bulk
-        write. Ids carry their creation second, so that is a range of the (client, _id) index: empty, and
-        free, after a first sync, whose invoices were all stored during the listing."""
-        unlisted = {"client": client, "_id": {"$lt": id_floor(started_at)}, "provider": provider,
-                    "deleted": {"$ne": True}, "listing": {"$ne": listing}}
+        write. Ids carry their creation second, so that is a range of the (client, _id) index: empty after
+        a first sync, whose invoices were all stored during the listing, and then not written at all."""
+        older = {"client": client, "_id": {"$lt": id_floor(started_at)}}
+        if range_is_empty(self.invoices, older):
+            return 0
+        unlisted = {**older, "provider": provider, "deleted": {"$ne": True}, "listing": {"$ne": listing}}
         gone = {"deleted": True, "cancelled_at": now, "rev": rev}
         newly = {**gone, "state": CANCELLED, "updated_at": now}
         result = self.invoices.bulk_write([

@@ -5,7 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from bobdesk_devtools.testing import CommandCounter
 from bson import ObjectId
+from invoices_service.repository import InvoiceRepository, PlatformRepository
+from invoices_service.services import InvoiceService
+from pymongo import MongoClient
 
 
 class Clock:
@@ -73,6 +77,28 @@ def test_after_a_first_sync_nothing_is_older_than_the_listing(api, authorizer, m
     clock.advance()
     api.batch(connection, [make_invoice("B")], listing="FIRST")
     assert api.complete_listing(connection, "FIRST").get_json() == {"cancelled": 0}
+
+
+def test_completing_a_first_sync_reads_one_key_and_writes_nothing(mongo_uri, settings, authorizer, make_invoice):
+    counter, clock = CommandCounter(), Clock()
+    mongo = MongoClient(mongo_uri, tz_aware=True, event_listeners=[counter])
+    service = InvoiceService(InvoiceRepository(mongo[settings.invoices_db]),
+                             PlatformRepository(mongo[settings.platform_db]), authorizer, clock)
+    try:
+        client = ObjectId()
+        connection = authorizer.connection_for(client)
+        service.ingest(connection, 1, [make_invoice("A"), make_invoice("B")], [], listing="FIRST")
+        counter.reset()
+        assert service.complete_listing(connection, 1, "FIRST") == {"cancelled": 0}
+        # The listing's start, then the (client, _id) range before it: empty, so no update is sent.
+        assert counter.by_name() == {"find": 2}, counter.commands
+        clock.advance()
+        service.ingest(connection, 1, [make_invoice("A")], [], listing="SECOND")
+        counter.reset()
+        assert service.complete_listing(connection, 1, "SECOND") == {"cancelled": 1}
+        assert counter.by_name() == {"find": 2, "update": 1}, counter.commands
+    finally:
+        mongo.close()
 
 
 def test_a_listing_never_started_is_409_and_a_bad_body_400(api, authorizer):
