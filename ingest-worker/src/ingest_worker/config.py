@@ -42,6 +42,8 @@ class Settings(config.SharedSettings):
     lease_seconds: int = Field(60, ge=10, le=600, validation_alias="WORKER_LEASE_SECONDS")
     # Yooz answers at most 100 invoices a page.
     page_size: int = Field(100, ge=1, le=100, validation_alias="WORKER_PAGE_SIZE")
+    # Invoices stored per batch, in whole pages (poller/batches.py); invoices-service takes 500.
+    batch_size: int = Field(500, ge=1, le=500, validation_alias="WORKER_BATCH_SIZE")
     concurrency: int = Field(4, ge=1, le=64, validation_alias="WORKER_CONCURRENCY")
     idle_claim_ms: int = Field(1000, ge=50, validation_alias="WORKER_IDLE_CLAIM_MS")
     provider_connect_timeout_ms: int = Field(3050, ge=100)

@@ -39,6 +39,8 @@ class StubConnection:
     failures: list = dataclasses.field(default_factory=list)
     successes: int = 0
     webhook_counts: list = dataclasses.field(default_factory=list)
+    # (invoices stored so far, checkpoint) of every checkpoint a heartbeat stored
+    checkpoints: list = dataclasses.field(default_factory=list)
 
 
 class StubServices:
@@ -156,6 +158,7 @@ class StubServices:
                 connection.lease_until = time.monotonic() + body["lease_seconds"]
                 if "checkpoint" in body:
                     connection.checkpoint = body["checkpoint"]
+                    connection.checkpoints.append((len(self.stored(connection)), body["checkpoint"]))
                 return jsonify(lease_expires_at="2030-01-01T00:00:00.000Z", api_key=connection.api_key)
 
         @app.post("/internal/connections/<cid>/poll-result")

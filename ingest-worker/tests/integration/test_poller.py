@@ -23,7 +23,7 @@ class Worker:
         self.connections, self.invoices = build_clients(settings)
         self.adapters = build_adapters(settings)
         self.poll = Poll(self.connections, self.invoices, self.adapters, settings.lease_seconds, settings.page_size,
-                         self.stop)
+                         self.stop, settings.batch_size)
         self.loop = ClaimLoop(self.connections, self.poll, worker_id=settings.worker_id,
                               lease_seconds=settings.lease_seconds, concurrency=settings.concurrency,
                               idle_seconds=settings.idle_claim_seconds, stop=self.stop)
@@ -43,7 +43,9 @@ def worker_env(sim_server, stub_services):
     return {
         **TEST_ENV, "YOOZ_BASE_URL": sim_server.url, "CONNECTIONS_URL": stub_services.url,
         "INVOICES_URL": stub_services.url, "WORKER_LEASE_SECONDS": "10", "WORKER_PAGE_SIZE": "25",
-        "WORKER_CONCURRENCY": "3", "WORKER_IDLE_CLAIM_MS": "100", "PROVIDER_BACKOFF_BASE_MS": "10",
+        # One page per stored batch unless a test says otherwise: the orders of calls below are per page.
+        "WORKER_BATCH_SIZE": "25", "WORKER_CONCURRENCY": "3", "WORKER_IDLE_CLAIM_MS": "100",
+        "PROVIDER_BACKOFF_BASE_MS": "10",
         "PROVIDER_BACKOFF_CAP_MS": "50", "PROVIDER_MAX_ATTEMPTS": "8", "PROVIDER_READ_TIMEOUT_MS": "1000",
     }
 
@@ -117,6 +119,24 @@ def test_a_poll_ingests_every_page_with_heartbeats_and_checkpoints_in_order(sim,
     assert connection.checkpoint["cursor"] is None
     assert connection.checkpoint["updated_since"] == sim.invoices(account)[-1]["updated_at"]
     assert connection.client in stub_services.reconciled
+
+
+def test_whole_pages_are_stored_together_each_batch_checkpointed_by_its_last_page(sim, stub_services,
+                                                                                   start_worker):
+    account = sim.account(invoices=130)
+    connection = stub_services.add(account["api_key"])
+    start_worker(WORKER_BATCH_SIZE="100")
+    wait_until(polled(stub_services, connection), 20, message="first poll")
+    assert len(stub_services.stored(connection)) == 130
+    calls = stub_services.calls_for(connection.id)
+    # Pages of 25: four in the first batch (100 invoices), the last two (25 + 5) in the second.
+    assert [c for c in calls if c in ("batch", "heartbeat+checkpoint")] == ["batch", "heartbeat+checkpoint", "batch"]
+    assert calls.count("heartbeat") == sim.stats(account)["list_requests"] == 6  # one before each provider call
+    (stored, checkpoint), = connection.checkpoints[:1]
+    assert stored == 100  # stored once its whole batch was, and it is the batch's last page's
+    assert checkpoint["updated_since"] == sim.invoices(account)[99]["updated_at"] and checkpoint["cursor"]
+    # Never more than one batch ahead: the second batch's last page is read after the first checkpoint.
+    assert [i for i, c in enumerate(calls) if c == "heartbeat"][-1] > calls.index("heartbeat+checkpoint")
 
 
 def test_a_new_poll_reads_only_what_changed_and_a_replay_changes_nothing(sim, stub_services, start_worker):
@@ -203,11 +223,13 @@ def test_a_lost_lease_stops_the_poll(sim, stub_services, start_worker):
     assert "poll-result:success" not in stub_services.calls_for(connection.id)
 
 
-def test_shutdown_finishes_the_batch_stores_its_checkpoint_and_releases(sim, stub_services, start_worker):
+@pytest.mark.parametrize("batch_size", ["25", "75"])  # one page, three pages per batch
+def test_shutdown_finishes_the_batch_stores_its_checkpoint_and_releases(sim, stub_services, start_worker,
+                                                                        batch_size):
     account = sim.account(invoices=200)
     sim.faults(account, slow_rate=1, slow_seconds=0.1)
     connection = stub_services.add(account["api_key"])
-    worker = start_worker()
+    worker = start_worker(WORKER_BATCH_SIZE=batch_size)
     wait_until(lambda: len(stub_services.stored(connection)) >= 50, 20)
     worker.shutdown()
     calls = stub_services.calls_for(connection.id)
@@ -216,7 +238,7 @@ def test_shutdown_finishes_the_batch_stores_its_checkpoint_and_releases(sim, stu
     stored_before = len(stub_services.stored(connection))
     assert stored_before < 200
     sim.faults(account)
-    start_worker()
+    start_worker(WORKER_BATCH_SIZE=batch_size)
     wait_until(polled(stub_services, connection), 20)
     stored = stub_services.stored(connection)
     assert len(stored) == 200 and all(s["writes"] == 1 for s in stored.values())

@@ -57,7 +57,7 @@ def test_sigterm_finishes_the_batch_and_releases_the_lease(start_process, poller
     requests.put(f"{sim_server.url}/_admin/accounts/{sim_account['id']}/faults", timeout=5,
                  json={"slow_rate": 1, "slow_seconds": 0.2})
     connection = stub_services.add(sim_account["api_key"])
-    proc, _ = start_poller(start_process, poller_env)
+    proc, _ = start_poller(start_process, {**poller_env, "WORKER_BATCH_SIZE": "60"})  # three pages a batch
     wait_until(lambda: len(stub_services.stored(connection)) >= 40, 20)
     started = time.monotonic()
     proc.signal(signal.SIGTERM)

@@ -57,11 +57,13 @@ def main() -> None:
                                    max_attempts=settings.webhook_max_attempts,
                                    backoff_cap=settings.poll_interval_seconds)
         processor_thread = processor.start_thread(stop)
-    poll = Poll(connections, invoices, adapters, settings.lease_seconds, settings.page_size, stop)
+    poll = Poll(connections, invoices, adapters, settings.lease_seconds, settings.page_size, stop,
+                settings.batch_size)
     loop = ClaimLoop(connections, poll, worker_id=settings.worker_id, lease_seconds=settings.lease_seconds,
                      concurrency=settings.concurrency, idle_seconds=settings.idle_claim_seconds, stop=stop)
     log.info("poller started", extra={"worker": settings.worker_id, "concurrency": settings.concurrency,
-                                      "metrics_port": operations.server_port, "page_size": settings.page_size})
+                                      "metrics_port": operations.server_port, "page_size": settings.page_size,
+                                      "batch_size": settings.batch_size})
     loop.run()
     if processor_thread is not None:
         processor.wake.set()

@@ -1,18 +1,19 @@
 """One poll of one claimed connection: the loss-free, duplicate-free ingestion loop.
 
-For each page of changes since the stored checkpoint:
-  heartbeat (lease renewed, current key) -> provider call -> map and validate
-  -> store the page as one batch (its invoices and what the provider no longer has)
-  -> when the page ends a full listing, cancel what that listing did not list
-  -> heartbeat with the page's checkpoint.
-The next page is read one ahead, on a thread of its own: its heartbeat, provider
-call and mapping overlap the storing of the current page (the database is the
+For each store batch of changes since the stored checkpoint (whole pages, up to `batch_size`
+invoices: batches.py), each page read by
+  heartbeat (lease renewed, current key) -> provider call -> map and validate,
+  -> store the batch (its invoices and what the provider no longer has)
+  -> when it ends a full listing, cancel what that listing did not list
+  -> heartbeat with the batch's checkpoint (its last page's).
+The next batch is read one ahead, on a thread of its own: its heartbeats, provider
+calls and mapping overlap the storing of the current batch (the database is the
 bottleneck of a sync; reading ahead keeps it busy). Never more than one ahead.
 The checkpoint moves only after its batch is stored, so a kill at any instant
-replays at most one page (a page read ahead is not stored yet), and ingestion
+replays at most one batch (a batch read ahead is not stored yet), and ingestion
 is idempotent. A 404/409 from either service (deactivated, deleted, lease taken)
 stops the poll at once, with no further provider call. On shutdown the current
-batch is finished, the page read ahead dropped, the batch's checkpoint stored
+batch is finished, the batch read ahead dropped, the batch's checkpoint stored
 and the lease released.
 """
 
@@ -28,10 +29,10 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from bobdesk_shared.logs import register_secret
 from bobdesk_shared.timeutil import iso_ms, utcnow
 
-from ..ingestion import map_documents
-from ..metrics import PAGES_FETCHED, POLL_DURATION, POLLS, count_outcomes
-from ..providers.base import Aborted, ChangesPage, ProviderAdapter, ProviderError
+from ..metrics import POLL_DURATION, POLLS, count_outcomes
+from ..providers.base import Aborted, ProviderAdapter, ProviderError
 from ..upstream import ConnectionsApi, InvalidBatch, InvoicesApi, Refused, UpstreamError
+from .batches import BatchReader, StoreBatch
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ class Poll:
     lease_seconds: int
     page_size: int
     stop: threading.Event
+    batch_size: int = 500  # invoices stored per batch, in whole pages (the batch endpoint takes 500)
 
     def run(self, connection: dict) -> str:
         """Poll `connection` (as claimed); the outcome: success, failure, stopped or released."""
@@ -140,25 +142,17 @@ class Poll:
 
     def _store_pages(self, adapter: ProviderAdapter, connection: dict, guard: LeaseGuard, reader: ThreadPoolExecutor,
                      checkpoint: dict | None, stats: PollStats) -> dict | None:
-        """Store every page of changes, the next one read (and mapped) by `reader` while the current one
+        """Store every batch of changes, the next one read (and mapped) by `reader` while the current one
         is stored; the last checkpoint."""
-        pages = iter(adapter.list_changes(guard, checkpoint, self.page_size))
-
-        def read_next() -> tuple[ChangesPage, tuple[list[dict], int]] | None:
-            page = next(pages, None)
-            if page is None:
-                return None
-            PAGES_FETCHED.labels(adapter.key).inc()
-            return page, map_documents(adapter, page.documents, connection_id=connection["id"], source="poll")
-
-        ahead = reader.submit(read_next)
-        while (read := ahead.result()) is not None:
-            page, mapped = read
-            if not page.last:
-                ahead = reader.submit(read_next)
-            self._store_page(adapter, connection, page, mapped, stats)
-            checkpoint = page.checkpoint
-            if page.last:
+        batches = BatchReader(adapter, iter(adapter.list_changes(guard, checkpoint, self.page_size)),
+                              connection_id=connection["id"], page_size=self.page_size, batch_size=self.batch_size)
+        ahead = reader.submit(batches.next)
+        while (batch := ahead.result()) is not None:
+            if not batch.last:
+                ahead = reader.submit(batches.next)
+            self._store_batch(adapter, connection, batch, stats)
+            checkpoint = batch.checkpoint
+            if batch.last:
                 break
             if self.stop.is_set():
                 wait([ahead])  # a heartbeat it sent comes before the checkpoint, the release after
@@ -167,24 +161,22 @@ class Poll:
             guard.store_checkpoint(checkpoint)
         return checkpoint
 
-    def _store_page(self, adapter: ProviderAdapter, connection: dict, page: ChangesPage,
-                    mapped: tuple[list[dict], int], stats: PollStats) -> None:
-        """Store one page: its invoices, its cancellations (what the provider no longer has), and, when it
+    def _store_batch(self, adapter: ProviderAdapter, connection: dict, batch: StoreBatch, stats: PollStats) -> None:
+        """Store one batch: its invoices, its cancellations (what the provider no longer has), and, when it
         ends a full listing, the cancellation of what that listing did not list."""
-        stats["pages"] += 1
-        invoices, rejected = mapped
-        stats["rejected"] += rejected
+        stats["pages"] += len(batch.pages)
+        stats["rejected"] += batch.rejected
         at = iso_ms(utcnow())
-        cancellations = [{"invoice_platform_id": identifier, "at": at} for identifier in page.gone]
-        # A listing's first page is stored even empty: invoices-service learns when the listing began.
-        if invoices or cancellations or page.listing:
-            result = self.invoices.store_batch(connection["id"], connection["fence"], invoices, cancellations,
-                                               listing=page.listing)
+        cancellations = [{"invoice_platform_id": identifier, "at": at} for identifier in batch.gone]
+        # A listing's batch is stored even empty: invoices-service learns when the listing began.
+        if batch.invoices or cancellations or batch.listing:
+            result = self.invoices.store_batch(connection["id"], connection["fence"], batch.invoices, cancellations,
+                                               listing=batch.listing)
             for name in ("created", "updated", "unchanged", "cancelled"):
                 stats[name] += result[name]
             count_outcomes(adapter.key, "poll", result)
-        if page.listing_complete:
-            unlisted = self.invoices.complete_listing(connection["id"], connection["fence"], page.listing)
+        if batch.listing_complete:
+            unlisted = self.invoices.complete_listing(connection["id"], connection["fence"], batch.listing)
             stats["cancelled"] += unlisted
             count_outcomes(adapter.key, "poll", {"cancelled": unlisted})
 
