@@ -58,10 +58,12 @@ class _Api:
                  pool_size: int = 16):
         self.client = ServiceClient(base_url, tokens, timeout=timeout, pool_size=pool_size, attempts=attempts)
 
-    def call(self, method: str, path: str, body: dict | None = None, *, expect: tuple[int, ...] = (200,),
+    def call(self, method: str, path: str, body: dict | bytes | None = None, *, expect: tuple[int, ...] = (200,),
              refusals: tuple[int, ...] = (404, 409)) -> requests.Response:
+        """`body` is JSON: a value to encode, or its encoding already."""
         try:
-            response = self.client.request(method, path, json=body)
+            response = self.client.request(method, path, **({"data": body} if isinstance(body, bytes) else
+                                                             {"json": body}))
         except ServiceCallError as exc:
             log.warning("service call failed", extra={"call": f"{method} {path}", "error": str(exc)})
             raise UpstreamError(str(exc)) from None
@@ -124,16 +126,19 @@ class ConnectionsApi(_Api):
 
 class InvoicesApi(_Api):
     def store_batch(self, connection_id: str, fence: int | None, invoices: list[dict],
-                    cancellations: list[dict] | None = None, listing: str | None = None) -> dict:
+                    cancellations: list[dict] | None = None, listing: str | None = None, *,
+                    texts: list[str] | None = None) -> dict:
         """Store `invoices` (split to fit the batch limits); the summed counts and every result.
 
-        `listing` names the full listing the invoices belong to (they are marked as listed by it)."""
+        `listing` names the full listing the invoices belong to (they are marked as listed by it).
+        `texts` are the invoices' JSON (`invoice_texts`) when the caller encoded them already."""
+        texts = invoice_texts(invoices) if texts is None else texts
         total = {"created": 0, "updated": 0, "unchanged": 0, "cancelled": 0, "results": []}
-        for part, part_cancellations in _split(invoices, cancellations or []):
-            body = {"connection": connection_id, "fence": fence, "invoices": part,
-                    "cancellations": part_cancellations, **({"listing": listing} if listing else {})}
+        for part, part_cancellations in _split(texts, cancellations or []):
+            envelope = {"connection": connection_id, "fence": fence, "cancellations": part_cancellations,
+                        **({"listing": listing} if listing else {})}
             try:
-                answer = self.call("POST", "/internal/invoices/batch", body).json()
+                answer = self.call("POST", "/internal/invoices/batch", body=_batch_body(envelope, part)).json()
             except UpstreamError as exc:
                 if exc.status == 400:
                     raise InvalidBatch(str(exc), 400) from None
@@ -152,16 +157,27 @@ class InvoicesApi(_Api):
         return self.call("POST", "/internal/invoices/reconcile", {"client": client}).json()
 
 
-def _split(invoices: list[dict], cancellations: list[dict]):
-    """Batches of at most 500 invoices and ~4 MiB; cancellations ride with the first."""
+def invoice_texts(invoices: list[dict]) -> list[str]:
+    """Each invoice's JSON, encoded once: its weight against the batch limits and its part of the body."""
+    return [json.dumps(invoice, separators=(",", ":"), allow_nan=False) for invoice in invoices]
+
+
+def _batch_body(envelope: dict, texts: list[str]) -> bytes:
+    """`envelope` with its `invoices` (given as their JSON texts), as the request's JSON body."""
+    return b"".join((json.dumps(envelope, separators=(",", ":"), allow_nan=False)[:-1].encode(),
+                     b',"invoices":[', ",".join(texts).encode(), b"]}"))
+
+
+def _split(texts: list[str], cancellations: list[dict]):
+    """Batches of at most 500 invoices (as their JSON texts) and ~4 MiB; cancellations ride with the first."""
     part, size = [], 0
     first = True
-    for invoice in invoices:
-        weight = len(json.dumps(invoice, separators=(",", ":"))) + 1
+    for text in texts:
+        weight = len(text) + 1
         if part and (len(part) == MAX_BATCH_INVOICES or size + weight > MAX_BATCH_BYTES):
             yield part, cancellations if first else []
             part, size, first = [], 0, False
-        part.append(invoice)
+        part.append(text)
         size += weight
     if part or first:
         yield part, cancellations if first else []

@@ -1,5 +1,6 @@
 """Batches are split to fit invoices-service's limits (500 invoices, 5 MiB); refusals and failures are typed."""
 
+import json
 import threading
 
 import pytest
@@ -10,7 +11,7 @@ from werkzeug.wrappers import Request, Response
 
 
 def invoice(identifier, size=10):
-    return {"invoice_platform_id": identifier, "raw": {"blob": "x" * size}}
+    return upstream.invoice_texts([{"invoice_platform_id": identifier, "raw": {"blob": "x" * size}}])[0]
 
 
 def test_a_small_page_is_one_batch_with_its_cancellations():
@@ -29,9 +30,17 @@ def test_batches_hold_at_most_500_invoices_and_4_mib():
     assert [len(p) for p, _ in parts] == [500, 500, 201]
     big = [invoice(str(i), 900_000) for i in range(10)]
     parts = list(upstream._split(big, [{"invoice_platform_id": "C", "at": "x"}]))
-    assert all(sum(len(i["raw"]["blob"]) for i in p) <= upstream.MAX_BATCH_BYTES for p, _ in parts)
+    assert all(sum(len(text) + 1 for text in p) <= upstream.MAX_BATCH_BYTES for p, _ in parts)
     assert sum(len(p) for p, _ in parts) == 10
     assert [len(c) for _, c in parts] == [1] + [0] * (len(parts) - 1)
+
+
+def test_the_batch_body_is_the_envelope_with_its_invoices_encoded_once():
+    invoices = [{"invoice_platform_id": "A", "raw": {"note": "é \u2028"}}, {"invoice_platform_id": "B", "raw": {}}]
+    envelope = {"connection": "0" * 24, "fence": None, "cancellations": [], "listing": "L"}
+    for part in (invoices, []):
+        body = upstream._batch_body(envelope, upstream.invoice_texts(part))
+        assert json.loads(body) == {**envelope, "invoices": part}
 
 
 @pytest.fixture

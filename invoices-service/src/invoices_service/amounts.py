@@ -32,7 +32,7 @@ def decimal128(text: str) -> Decimal128:
     fraction = fraction or ""
     coefficient = int(whole + fraction)
     high = (len(sign) << 63) | ((_EXPONENT_BIAS - len(fraction)) << 49) | (coefficient >> 64)
-    return Decimal128.from_bid(_BID.pack(coefficient & _LOW_BITS, high))
+    return Decimal128((high, coefficient & _LOW_BITS))  # its (high, low) words: no bytes packed and unpacked
 
 
 def json_number(value: Decimal128) -> str:

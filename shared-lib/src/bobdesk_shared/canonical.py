@@ -143,40 +143,53 @@ class _ContractSchema(StrictSchema):
         return super().load(data, many=many, partial=partial, unknown=unknown)
 
 
+_ABSENT = object()
+
+
 def _conforms(schema: ma.Schema, data: object) -> bool:
-    if not isinstance(data, dict):
-        return False
-    fields = schema.fields
-    for name in data:
-        if name not in fields:
+    """Whether `data` passes every rule of `schema`'s fields (checked by a closure built once per schema)."""
+    check = schema.__dict__.get("_conformance")
+    if check is None:
+        check = schema._conformance = _conformance(schema)
+    return check(data)
+
+
+def _conformance(schema: ma.Schema):
+    names = frozenset(schema.fields)
+    rules = tuple((name, field.required, field.allow_none, _value_rule(field)) for name, field in schema.fields.items())
+
+    def conforms(data: object) -> bool:
+        if not isinstance(data, dict) or not data.keys() <= names:
             return False
-    for name, field in fields.items():
-        if name not in data:
-            if field.required:
+        for name, required, nullable, rule in rules:
+            value = data.get(name, _ABSENT)
+            if value is _ABSENT:
+                if required:
+                    return False
+            elif value is None:
+                if not nullable:
+                    return False
+            elif not rule(value):
                 return False
-            continue
-        value = data[name]
-        if value is None:
-            if not field.allow_none:
-                return False
-        elif isinstance(field, _Checked):
-            if not field.valid(value):
-                return False
-        elif isinstance(field, ma.fields.Nested):
-            if not _conforms(field.schema, value):
-                return False
-        elif isinstance(field, Rows):
-            if not isinstance(value, list) or len(value) > field.limit:
-                return False
-            row_schema = field.inner.schema
-            if not all(_conforms(row_schema, row) for row in value):
-                return False
-        elif isinstance(field, JsonBoolean):
-            if not isinstance(value, bool):
-                return False
-        else:  # a field kind this pass does not know: marshmallow decides
-            return False
-    return True
+        return True
+
+    return conforms
+
+
+def _value_rule(field: ma.fields.Field):
+    """The check of a present, non-null value of `field`."""
+    if isinstance(field, _Checked):
+        return field.valid
+    if isinstance(field, ma.fields.Nested):
+        nested = field.schema
+        return lambda value: _conforms(nested, value)
+    if isinstance(field, Rows):
+        row_schema, limit = field.inner.schema, field.limit
+        return lambda value: isinstance(value, list) and len(value) <= limit and all(
+            _conforms(row_schema, row) for row in value)
+    if isinstance(field, JsonBoolean):
+        return lambda value: isinstance(value, bool)
+    return lambda value: False  # a field kind this pass does not know: marshmallow decides
 
 
 class CanonicalAmountsSchema(_ContractSchema):

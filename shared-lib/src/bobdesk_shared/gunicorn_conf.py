@@ -8,8 +8,12 @@ GUNICORN_WORKER_TMP_DIR, FORWARDED_ALLOW_IPS (127.0.0.1), LOG_LEVEL (INFO).
 gunicorn's own lines (start, workers, signals, errors) go through the same JSON
 formatter as the component's, named after the component (its app module's
 `SERVICE_NAME`): the output holds nothing but JSON lines.
+
+Each worker freezes what it holds once its app is loaded out of the garbage collector's
+generations (`post_worker_init`): collections then scan only what requests allocate.
 """
 
+import gc
 import importlib
 import os
 import tempfile
@@ -84,6 +88,13 @@ logger_class = ComponentLogger
 # needs a directory known before the workers import it.
 if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+
+
+def post_worker_init(worker):
+    # What a worker holds once its app is loaded (modules, the app, its clients) lives as long as the
+    # worker: frozen out of the collector's generations, it is no longer scanned by every collection
+    # a request triggers (a batch of 500 invoices allocates enough for dozens: a fifth of its CPU).
+    gc.freeze()
 
 
 def child_exit(server, worker):

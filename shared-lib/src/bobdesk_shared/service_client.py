@@ -38,12 +38,17 @@ class ServiceClient:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
-    def request(self, method: str, path: str, *, json=None, params=None) -> requests.Response:
-        """The response for any status below 500; `ServiceCallError` otherwise."""
+    def request(self, method: str, path: str, *, json=None, data: bytes | None = None,
+                params=None) -> requests.Response:
+        """The response for any status below 500; `ServiceCallError` otherwise. The body is `json`, a
+        value to encode, or `data`, JSON already encoded."""
+        headers = {"Authorization": f"Bearer {self._token()}"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
         try:
             response = self._session.request(
-                method, self.base_url + path, json=json, params=params, timeout=self._timeout,
-                headers={"Authorization": f"Bearer {self._token()}"},
+                method, self.base_url + path, json=json, data=data, params=params, timeout=self._timeout,
+                headers=headers,
             )
         except requests.RequestException as exc:
             raise ServiceCallError(f"{method} {path}: {redact_text(str(exc))}") from None

@@ -16,15 +16,18 @@ from collections.abc import Iterator
 from ..ingestion import map_documents
 from ..metrics import PAGES_FETCHED
 from ..providers.base import ChangesPage, ProviderAdapter
+from ..upstream import invoice_texts
 
 
 @dataclasses.dataclass(frozen=True)
 class StoreBatch:
-    """Pages stored together: their canonical invoices (one per id, the last copy wins), how many of
-    their documents were rejected, and what the provider no longer has."""
+    """Pages stored together: their canonical invoices (one per id, the last copy wins) and their JSON
+    (encoded on the reader thread, off the storing path), how many of their documents were rejected,
+    and what the provider no longer has."""
 
     pages: tuple[ChangesPage, ...]
     invoices: list[dict]
+    texts: list[str]
     rejected: int
 
     @property
@@ -85,4 +88,6 @@ class BatchReader:
             invoices.update((invoice["invoice_platform_id"], invoice) for invoice in mapped)
             if page.last or page.listing_complete or documents + self.page_size > self.batch_size:
                 break
-        return StoreBatch(tuple(pages), list(invoices.values()), rejected) if pages else None
+        if not pages:
+            return None
+        return StoreBatch(tuple(pages), list(invoices.values()), invoice_texts(list(invoices.values())), rejected)

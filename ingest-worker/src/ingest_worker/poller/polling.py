@@ -171,7 +171,7 @@ class Poll:
         # A listing's batch is stored even empty: invoices-service learns when the listing began.
         if batch.invoices or cancellations or batch.listing:
             result = self.invoices.store_batch(connection["id"], connection["fence"], batch.invoices, cancellations,
-                                               listing=batch.listing)
+                                               listing=batch.listing, texts=batch.texts)
             for name in ("created", "updated", "unchanged", "cancelled"):
                 stats[name] += result[name]
             count_outcomes(adapter.key, "poll", result)
