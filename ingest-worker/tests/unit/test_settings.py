@@ -30,6 +30,7 @@ def test_the_environment_sets_each_value():
 @pytest.mark.parametrize("variable, value, message", [
     ("WORKER_LEASE_SECONDS", "5", "WORKER_LEASE_SECONDS: Input should be greater than or equal to 10"),
     ("WORKER_PAGE_SIZE", "500", "WORKER_PAGE_SIZE: Input should be less than or equal to 100"),
+    ("WORKER_BATCH_SIZE", "501", "WORKER_BATCH_SIZE: Input should be less than or equal to 500"),
     ("WORKER_CONCURRENCY", "four", "WORKER_CONCURRENCY: Input should be a valid integer"),
     ("WORKER_IDLE_CLAIM_MS", "10", "WORKER_IDLE_CLAIM_MS: Input should be greater than or equal to 50"),
     ("WEBHOOK_PROCESSOR_IN_RECEIVER", "maybe", "WEBHOOK_PROCESSOR_IN_RECEIVER: Input should be a valid boolean"),
