@@ -135,7 +135,8 @@ class Bench:
         per_batch = large["commands"] / large["batches"]
         self.row("6. database commands per ingested batch, during the sync", per_batch, "commands",
                  "<= 4", per_batch <= 4,
-                 note=f"{large['commands']:.0f} commands for {large['batches']:.0f} batches of 100 "
+                 note=f"{large['commands']:.0f} commands for {large['batches']:.0f} batches (the first page "
+                      f"alone, then up to 500 invoices) "
                       f"(includes the one reconcile after the sync)")
 
     # --- 6: batches of any size --------------------------------------------------------------------

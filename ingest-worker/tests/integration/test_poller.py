@@ -129,13 +129,15 @@ def test_whole_pages_are_stored_together_each_batch_checkpointed_by_its_last_pag
     wait_until(polled(stub_services, connection), 20, message="first poll")
     assert len(stub_services.stored(connection)) == 130
     calls = stub_services.calls_for(connection.id)
-    # Pages of 25: four in the first batch (100 invoices), the last two (25 + 5) in the second.
-    assert [c for c in calls if c in ("batch", "heartbeat+checkpoint")] == ["batch", "heartbeat+checkpoint", "batch"]
+    # Pages of 25: the first alone, then four together (100 invoices), then the last (5).
+    assert [c for c in calls if c in ("batch", "heartbeat+checkpoint")] == [
+        "batch", "heartbeat+checkpoint", "batch", "heartbeat+checkpoint", "batch"]
     assert calls.count("heartbeat") == sim.stats(account)["list_requests"] == 6  # one before each provider call
-    (stored, checkpoint), = connection.checkpoints[:1]
-    assert stored == 100  # stored once its whole batch was, and it is the batch's last page's
-    assert checkpoint["updated_since"] == sim.invoices(account)[99]["updated_at"] and checkpoint["cursor"]
-    # Never more than one batch ahead: the second batch's last page is read after the first checkpoint.
+    # Each checkpoint is stored once its whole batch is, and it is the batch's last page's.
+    assert [stored for stored, _ in connection.checkpoints] == [25, 125]
+    checkpoint = connection.checkpoints[1][1]
+    assert checkpoint["updated_since"] == sim.invoices(account)[124]["updated_at"] and checkpoint["cursor"]
+    # Never more than one batch ahead: the third batch's page is read after the first checkpoint.
     assert [i for i, c in enumerate(calls) if c == "heartbeat"][-1] > calls.index("heartbeat+checkpoint")
 
 

@@ -22,29 +22,30 @@ def batches(pages, page_size=2, batch_size=5):
     return list(iter(reader.next, None))
 
 
-def test_pages_fill_a_batch_up_to_its_size_and_the_batch_ends_with_the_last_page():
-    found = batches([page("a", "b"), page("c", "d"), page("e", "f"), page("g", last=True)])
-    assert [[p.checkpoint["after"] for p in b.pages] for b in found] == [["b", "d"], ["f", "g"]]
-    assert [b.checkpoint for b in found] == [{"after": "d"}, {"after": "g"}]
-    assert [b.last for b in found] == [False, True]
-    assert [len(b.invoices) for b in found] == [4, 3]
+def test_the_first_page_is_stored_alone_then_pages_fill_a_batch_up_to_its_size_until_the_last():
+    found = batches([page("a", "b"), page("c", "d"), page("e", "f"), page("g", "h"), page("i", last=True)])
+    assert [[p.checkpoint["after"] for p in b.pages] for b in found] == [["b"], ["d", "f"], ["h", "i"]]
+    assert [b.checkpoint for b in found] == [{"after": "b"}, {"after": "f"}, {"after": "i"}]
+    assert [b.last for b in found] == [False, False, True]
+    assert [len(b.invoices) for b in found] == [2, 4, 3]
 
 
 def test_a_batch_holds_one_listing_and_ends_where_it_completes():
-    found = batches([page("a", listing="L"), page("b", listing="L", complete=True), page("c"),
-                     page("d", last=True)], page_size=1, batch_size=10)
-    assert [(b.listing, b.listing_complete, len(b.pages)) for b in found] == [("L", True, 2), (None, False, 2)]
+    found = batches([page("a", listing="L"), page("b", listing="L"), page("c", listing="L", complete=True),
+                     page("d"), page("e", last=True)], page_size=1, batch_size=10)
+    assert [(b.listing, b.listing_complete, len(b.pages)) for b in found] == [("L", False, 1), ("L", True, 2),
+                                                                             (None, False, 2)]
 
 
 def test_a_page_of_another_listing_or_too_big_opens_the_next_batch():
-    found = batches([page("a"), page("b", listing="L"), page("c", "d", "e", "f", "g", listing="L", last=True)],
-                    page_size=1, batch_size=5)
-    assert [[len(p.documents) for p in b.pages] for b in found] == [[1], [1], [5]]
+    found = batches([page("0"), page("a"), page("b", listing="L"), page("c", "d", "e", "f", "g", listing="L",
+                                                                       last=True)], page_size=1, batch_size=5)
+    assert [[len(p.documents) for p in b.pages] for b in found] == [[1], [1], [1], [5]]
 
 
 def test_the_last_copy_of_an_invoice_wins_and_every_gone_id_rides_along():
-    found = batches([page({"id": "a"}, "b", gone=("x",)), page({"id": "a", "version": 2}, gone=("y",), last=True)],
-                    page_size=2, batch_size=10)
-    (batch,) = found
+    found = batches([page("0"), page({"id": "a"}, "b", gone=("x",)), page({"id": "a", "version": 2}, gone=("y",),
+                                                                         last=True)], page_size=2, batch_size=10)
+    _, batch = found
     assert batch.invoices == [{"invoice_platform_id": "a", "version": 2}, {"invoice_platform_id": "b", "version": 1}]
     assert batch.gone == ["x", "y"]

@@ -5,7 +5,9 @@ part whatever its size (authorize-ingest, the lookups, the HTTP round trip, the 
 poller stores whole pages together, up to `batch_size` invoices. A batch holds the pages of one
 listing (or of none); it ends with the poll's last page and with the page that completes a listing
 (the listing's completion follows its last batch). Its checkpoint is its last page's: stored once
-the whole batch is, so a kill replays at most one batch, and ingestion is idempotent.
+the whole batch is, so a kill replays at most one batch, and ingestion is idempotent. A poll's first
+batch is its first page alone: storing starts as soon as one page is read, and the next batch is read
+while it is stored.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class BatchReader:
         # A page read but not fitting the batch before it (another listing, or more invoices than a page
         # should hold) opens the next one.
         self._carried: tuple[ChangesPage, list[dict], int] | None = None
+        self._first = True
 
     def _read(self) -> tuple[ChangesPage, list[dict], int] | None:
         page = next(self.pages, None)
@@ -86,8 +89,9 @@ class BatchReader:
             rejected += page_rejected
             documents += len(mapped)
             invoices.update((invoice["invoice_platform_id"], invoice) for invoice in mapped)
-            if page.last or page.listing_complete or documents + self.page_size > self.batch_size:
+            if self._first or page.last or page.listing_complete or documents + self.page_size > self.batch_size:
                 break
         if not pages:
             return None
+        self._first = False
         return StoreBatch(tuple(pages), list(invoices.values()), invoice_texts(list(invoices.values())), rejected)
