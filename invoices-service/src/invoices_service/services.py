@@ -7,8 +7,8 @@ invoices and an `update` command for the changed ones (inserts, not upserts: sev
 and the unique (client, invoice_platform_id, provider) index refuses a duplicate). A write that
 loses a race (another batch inserted the same invoice: duplicate key; or changed it since it was
 read: the `rev` token differs) is planned again from a fresh read; only under contention. A batch's
-stored form (content hashes, exact amounts) is computed on a helper thread while the request waits
-for its authorization and its lookup: that CPU no longer adds to the database's time.
+authorization and lookup are awaited on a helper thread while the request computes the batch's
+stored form (content hashes, exact amounts): that CPU and those round trips overlap.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from .repository import (
 from .stored_form import stored_content
 
 MAX_ATTEMPTS = 5
-PREPARING_THREADS = 4  # as many as a worker serves requests at once (gunicorn's threads)
+LOOKUP_THREADS = 4  # as many as a worker serves requests at once (gunicorn's threads)
 MAX_LISTINGS_REMEMBERED = 10_000
 # Compared with the stored invoice to tell "unchanged" from "updated" (content_hash covers the
 # provider data; the rest is what matching and cancellations derive from it).
@@ -79,8 +79,8 @@ class InvoiceService:
         self.clock = clock
         # Full listings whose start this process already recorded: their next batches skip the write.
         self._listings_started: set[tuple] = set()
-        # Computes batches' stored forms beside the requests that wait for them (one each, CPU only).
-        self._preparing = ThreadPoolExecutor(PREPARING_THREADS, thread_name_prefix="ingest-prepare")
+        # Waits for a batch's authorization and lookup while its request computes (one each, I/O only).
+        self._lookups = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="ingest-lookup")
 
     # --- ingestion --------------------------------------------------------------------------
 
@@ -88,19 +88,17 @@ class InvoiceService:
                cancellations: list[dict], listing: str | None = None) -> dict:
         """Store a batch whose invoices the shared contract (`bobdesk_shared.canonical`) checked.
 
-        A batch of a full listing names it: its invoices are marked as listed by it. The batch's stored
-        form (content hashes, exact amounts: most of its CPU) is computed on a helper thread while this
-        one waits for the authorization and for the lookup of the batch's invoices."""
-        prepared = self._preparing.submit(_stored_forms, canonical_invoices)
-        grant = self.authorizer.authorize(connection_id, fence)
-        self._start_listing(grant, listing)
+        A batch of a full listing names it: its invoices are marked as listed by it. While a helper
+        thread waits for the authorization and for the lookup of the batch's invoices, this one
+        computes their stored form (content hashes, exact amounts: most of the batch's CPU)."""
         cancel_at = {entry["invoice_platform_id"]: entry["at"] for entry in cancellations}
         keys = list(dict.fromkeys([*(invoice["invoice_platform_id"] for invoice in canonical_invoices), *cancel_at]))
+        lookup = self._lookups.submit(self._authorize_and_find, connection_id, fence, listing, keys)
+        latest, contents = _stored_forms(canonical_invoices)
+        grant, existing = lookup.result()
         summary = {"created": 0, "updated": 0, "unchanged": 0, "cancelled": 0, "results": []}
         if not keys:
             return summary
-        existing = self.invoices.find_for_ingest(grant.client, grant.provider, keys)
-        latest, contents = prepared.result()
         sirens = {invoice.siren for invoice in latest.values()} - {None}
         references = {invoice.order_reference for invoice in latest.values()} - {None}
         contractors, found_tickets = self.platform.matching_data(grant.client, sirens, references)
@@ -129,6 +127,13 @@ class InvoiceService:
             summary["results"].append({"invoice_platform_id": key, "id": str(plan.id) if plan.id else None,
                                        "outcome": plan.outcome})
         return summary
+
+    def _authorize_and_find(self, connection_id: str, fence: int | None, listing: str | None,
+                            keys: list[str]) -> tuple[IngestGrant, dict[str, dict]]:
+        """The batch's grant (nothing is read or written before it), then its stored invoices."""
+        grant = self.authorizer.authorize(connection_id, fence)
+        self._start_listing(grant, listing)
+        return grant, self.invoices.find_for_ingest(grant.client, grant.provider, keys) if keys else {}
 
     def _start_listing(self, grant: IngestGrant, listing: str | None) -> None:
         if listing is None or (grant.connection, listing) in self._listings_started:
