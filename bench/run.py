@@ -198,13 +198,16 @@ class Bench:
                  "<= 1.3x first page", deep.http_ms / first.http_ms <= 1.3, baseline=first.http_ms,
                  ratio=deep.http_ms / first.http_ms)
         counts = []
-        for params in pages.page_kinds(collection, self.company).values():
-            before = self.stack.invoices_commands()
-            self.stack.list_invoices(self.company, **params)
-            counts.append(self.stack.invoices_commands() - before)
-        # The page's find, and the count of the company's budget (the public API's rate limit).
-        self.row("6. database commands per list request", max(counts), "commands (worst)", "exactly 2",
-                 all(c == 2 for c in counts), note=f"first, deep, filtered: {counts}")
+        for _round in range(16):
+            for params in pages.page_kinds(collection, self.company).values():
+                before = self.stack.invoices_commands()
+                self.stack.list_invoices(self.company, **params)
+                counts.append(self.stack.invoices_commands() - before)
+        # The page's find, and the count of the company's budget (the public API's rate limit) when the
+        # process's block of the window is spent: one in 16 requests at most with budget to spare.
+        self.row("6. database commands per list request", max(counts), "commands (worst)", "<= 2",
+                 max(counts) <= 2, note=f"{statistics.mean(counts):.2f} on average over {len(counts)} pages "
+                                        "(the page's find; the budget's count once a block)")
 
     def concurrent_load(self) -> None:
         """16 clients at once, pages of 50 from random cursors, on each company."""

@@ -37,7 +37,7 @@ def decimal128(text: str) -> Decimal128:
 
 def json_number(value: Decimal128) -> str:
     """`value` as a JSON number literal with its stored digits (`format(value.to_decimal(), "f")`)."""
-    low, high = _BID.unpack(value.bid)
+    high, low = value.__getstate__()  # the encoding's two 64-bit halves, as pickling keeps them
     if (high >> 61) & 3 == 3:  # the large-coefficient form or a special value: the rare slow path
         return format(value.to_decimal(), "f")
     exponent = ((high >> 49) & 0x3FFF) - _EXPONENT_BIAS

@@ -66,6 +66,13 @@ def range_is_empty(collection: Collection, index_range: dict) -> bool:
     return collection.find_one(index_range, {"_id": 1}) is None
 
 
+def earlier_than_now(path: str) -> dict:
+    """`path < $$NOW` as an aggregation expression. The embedded server compares a stored date with
+    `$$NOW` as equal, whatever the two are; as milliseconds (`$toLong`), both servers compare them
+    right. A missing field is null, earlier than any number, as it is earlier than any date."""
+    return {"$lt": [{"$toLong": path}, {"$toLong": "$$NOW"}]}
+
+
 def upserted(collection: Collection, query: dict, projection: list[str], answer: dict | None) -> dict | None:
     """The document an upserting `find_one_and_update` returned (`ReturnDocument.AFTER`). When
     concurrent upserts race to create it, the embedded server applies the losers' updates but

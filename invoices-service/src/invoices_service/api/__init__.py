@@ -44,7 +44,8 @@ def register_reads(blp, security: list, errors: dict[int, dict], headers: dict |
     class Invoices(MethodView):
         @documented
         @blp.alt_response(400, schema=ErrorSchema, description="An unknown or invalid query parameter.")
-        @blp.arguments(ListQuerySchema, location="query", as_kwargs=False)
+        # An instance: given the class, webargs builds a schema on every request.
+        @blp.arguments(ListQuerySchema(), location="query", as_kwargs=False)
         @blp.response(200, InvoicePageSchema, headers=headers)
         def get(self, args):
             """List the company's invoices, ascending ids; pass the returned cursor to get the next page."""

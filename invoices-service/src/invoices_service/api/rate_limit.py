@@ -2,20 +2,24 @@
 
 The budget is counted per company (the token's `client`) in fixed windows stored in
 INVOICES_DB, one small document per company and window (`limits`' MongoDB storage, a TTL
-index removes old ones), so every replica spends the same budget, in one round trip per
-request. Every authenticated answer of the public API carries `RateLimit-Limit`, `RateLimit-Remaining` and
-`RateLimit-Reset` (seconds until the window resets); over the budget the answer is 429
-`rate_limited` with `Retry-After`. A database that cannot be reached fails the request
-like any route would (503), never lets it through uncounted.
+index removes old ones), so every replica spends the same budget. A process takes the window's
+numbers in blocks (`CounterStorage`): with budget to spare one round trip serves up to 16
+requests, and near the end of the budget every request is counted alone. Every authenticated
+answer of the public API carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
+(seconds until the window resets); over the budget the answer is 429 `rate_limited` with
+`Retry-After`. A database that cannot be reached fails the request like any route would (503),
+never lets it through uncounted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 import time
 from collections.abc import Callable
 
+import limits
 from bobdesk_shared.errors import ApiError, ServiceUnavailable
 from bobdesk_shared.mongo import connect
 from flask import Flask, Response
@@ -24,7 +28,7 @@ from limits.storage import MongoDBStorage
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from ..embedded_server import upserted
+from ..embedded_server import earlier_than_now, upserted
 
 # OpenAPI response headers of every public route (`@blp.response(..., headers=...)`).
 HEADERS = {name: {"description": text, "schema": {"type": "integer", "minimum": 0}} for name, text in (
@@ -43,33 +47,77 @@ class RateLimited(ApiError):
 FIELDS = ["count", "expireAt"]  # of a counter, as `incr` returns it
 
 
+@dataclasses.dataclass
+class Block:
+    """Numbers of a company's window that this process took in one count, given out one by one."""
+
+    window_end: dt.datetime
+    next: int
+    last: int
+
+
 class CounterStorage(MongoDBStorage):
     """`limits`' MongoDB storage, registered for the `mongodb` schemes so Flask-Limiter's
-    `storage_uri` builds this one, with three changes:
+    `storage_uri` builds this one, with four changes:
 
+    - the window's numbers are taken in blocks: a count of `size` reserves that many numbers of
+      the company's window for this process, which gives them to its next requests without a
+      round trip. A block is at most `BLOCK_MAX` and at most 1/`BLOCK_SHARE` of the budget left
+      (the first count of a window is a block of one: it tells what is left), so the budget is
+      never exceeded; a process's unused numbers at the window's end are lost to the company,
+      none once fewer than `BLOCK_SHARE` requests are left (blocks of one there);
     - our client (bounded timeouts, command metrics), writing with `w: 1`: a counter increment
       lost on failover only makes the budget slightly generous, and `majority` would cost a
-      replication round trip on every request;
-    - one round trip per request: the counter update also returns the window's end, which the
-      headers then read from here instead of reading the counter twice more;
+      replication round trip per count;
+    - the count also returns the window's end, which the headers then read from here instead of
+      reading the counter twice more;
     - a `__del__` that closes only a client it opened (the library's opens one at garbage
       collection, and reaches for the database to create its indexes then).
     """
 
     STORAGE_SCHEME = ["mongodb", "mongodb+srv"]
+    BLOCK_MAX = 16
+    BLOCK_SHARE = 64
 
-    def __init__(self, uri: str, **options):
+    def __init__(self, uri: str, budget: int = 1, **options):
         super().__init__(uri, **options)
-        self._last = threading.local()  # (key, count, window end) of this thread's last count
+        self.budget = budget
+        self._blocks: dict[str, Block] = {}
+        # Held across a count: the threads of a process wait for one block rather than each
+        # taking its own and leaving numbers unused.
+        self._blocks_lock = threading.Lock()
+        self._last = threading.local()  # (key, number, window end) of this thread's last count
 
     def _init_mongo_client(self, uri, **options):
         return connect(uri, "invoices-service-rate-limit", w=1)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        expired = {"$lt": ["$expireAt", "$$NOW"]}
+        """The request's number in the company's window (over the budget: refused)."""
+        with self._blocks_lock:
+            now = dt.datetime.now(dt.UTC)
+            block = self._blocks.get(key)
+            if block is None or block.window_end <= now or block.next + amount - 1 > block.last:
+                block = self._blocks[key] = self._count(key, expiry, self._block_size(block, now, amount))
+                self._forget_ended_windows(now)
+            number = block.next + amount - 1
+            block.next += amount
+        self._last.window = (key, number, block.window_end)
+        return number
+
+    def _block_size(self, block: Block | None, now: dt.datetime, amount: int) -> int:
+        if block is None or block.window_end <= now:
+            return amount
+        return max(amount, min(self.BLOCK_MAX, (self.budget - block.last) // self.BLOCK_SHARE))
+
+    def _forget_ended_windows(self, now: dt.datetime) -> None:
+        if len(self._blocks) > 4096:  # companies seen by this process; a block lives one window
+            self._blocks = {key: block for key, block in self._blocks.items() if block.window_end > now}
+
+    def _count(self, key: str, expiry: int, size: int) -> Block:
+        expired = earlier_than_now("$expireAt")
         window_end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=expiry)
         update = [{"$set": {
-            "count": {"$cond": {"if": expired, "then": amount, "else": {"$add": ["$count", amount]}}},
+            "count": {"$cond": {"if": expired, "then": size, "else": {"$add": ["$count", size]}}},
             "expireAt": {"$cond": {"if": expired, "then": window_end, "else": "$expireAt"}}}}]
         # Concurrent first counts of a window race to create its document. On MongoDB a loser's upsert
         # may hit the unique _id, having counted nothing: it counts again.
@@ -81,11 +129,9 @@ class CounterStorage(MongoDBStorage):
             except DuplicateKeyError:
                 continue
             if counter is not None:
-                break
-        else:
-            raise ServiceUnavailable("The request budget could not be counted; retry.", code="contention")
-        self._last.window = (key, int(counter["count"]), counter["expireAt"])
-        return int(counter["count"])
+                count = int(counter["count"])
+                return Block(window_end=counter["expireAt"], next=count - size + 1, last=count)
+        raise ServiceUnavailable("The request budget could not be counted; retry.", code="contention")
 
     def _counted(self, key: str):
         window = getattr(self._last, "window", None)
@@ -113,7 +159,8 @@ def install(app: Flask, blueprint, company: Callable[[], str], settings) -> Limi
     limiter = Limiter(
         key_func=company, app=app, strategy="fixed-window", key_prefix="public-api",
         storage_uri=settings.mongo_uri,
-        storage_options={"database_name": settings.invoices_db, "counter_collection_name": "rate_limits"},
+        storage_options={"database_name": settings.invoices_db, "counter_collection_name": "rate_limits",
+                         "budget": limits.parse(settings.public_api_rate_limit).amount},
         headers_enabled=False,  # its Reset is a date and it adds Retry-After to every answer
         swallow_errors=False,
     )

@@ -9,7 +9,6 @@ import datetime as dt
 from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _json_string
 
-from bobdesk_shared.timeutil import iso_ms
 from bson import Decimal128, ObjectId
 
 from ..amounts import json_number
@@ -24,8 +23,17 @@ def _string(value: str | None) -> str:
     return "null" if value is None else _json_string(value)
 
 
+# `bobdesk_shared.timeutil.iso_ms` as a JSON string, for the driver's dates only: they come back in
+# UTC (`tz_aware`, no `tzinfo` option), so nothing is converted, and %-formatting is the fastest way
+# to write the 800 dates of a page (milliseconds truncated, a year keeps its leading zeros).
+_DATE = '"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"'
+
+
 def _time(value: dt.datetime | None) -> str:
-    return "null" if value is None else '"' + iso_ms(value) + '"'
+    if value is None:
+        return "null"
+    return _DATE % (value.year, value.month, value.day, value.hour, value.minute, value.second,
+                    value.microsecond // 1000)
 
 
 def _id(value: ObjectId | None) -> str:
