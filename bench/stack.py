@@ -9,6 +9,7 @@ logs/ (printed when something fails).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from pathlib import Path
@@ -27,6 +28,26 @@ def metric_total(url: str, family: str, **labels) -> float:
     return sum(sample.value for metrics in text_string_to_metric_families(text) if metrics.name == family
                for sample in metrics.samples
                if sample.name.endswith("_total") and all(sample.labels.get(k) == v for k, v in labels.items()))
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a gunicorn master and its workers)."""
+    tree, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        tree.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                pending += [int(child) for child in (task / "children").read_text().split()]
+    return tree
+
+
+def set_cpus(pids: list[int], cpus: set[int]) -> None:
+    """Every thread of `pids` on `cpus` (an affinity is per thread; new threads inherit it)."""
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(task.name), cpus)
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -91,6 +112,27 @@ class Stack:
         # A poller finishes its poll first, including the reconcile after a sync (tens of seconds for
         # 20,000 invoices on the embedded server).
         process.stop(300)
+
+    @contextlib.contextmanager
+    def database_on_a_cpu_of_its_own(self):
+        """The embedded server on CPU 0, every other process (the components, the bench) on the others,
+        while the block runs: production runs the database on machines of its own, and here a 1-3 s
+        query of the server would otherwise evict the caches of the process it answers (measured: HTTP
+        minus the same find, 20,000 invoices, 8.5 ms unpinned, 6.1 ms pinned). A no-op with one CPU or a
+        database of MONGO_URI."""
+        cpus = os.sched_getaffinity(0)
+        if not self.launcher.embedded_mongo or len(cpus) < 2:
+            yield
+            return
+        server = next(p for p in self.launcher.processes if p.name == "mongodb")
+        others = [pid for p in self.launcher.processes if p is not server for pid in process_tree(p.pid)]
+        database_cpu = min(cpus)
+        set_cpus(process_tree(server.pid), {database_cpu})
+        set_cpus([*others, os.getpid()], cpus - {database_cpu})
+        try:
+            yield
+        finally:
+            set_cpus([*process_tree(server.pid), *others, os.getpid()], cpus)
 
     def stop(self) -> None:
         if not self.launcher.embedded_mongo:  # an embedded server goes with its temporary storage

@@ -93,7 +93,8 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
 def post_worker_init(worker):
     # What a worker holds once its app is loaded (modules, the app, its clients) lives as long as the
     # worker: frozen out of the collector's generations, it is no longer scanned by every collection
-    # a request triggers (a batch of 500 invoices allocates enough for dozens: a fifth of its CPU).
+    # a request triggers (a batch of 500 invoices allocates enough for dozens: a fifth of its CPU;
+    # in a list worker, a pause of ~100 ms every hundred pages of 200, then under 1 ms).
     gc.freeze()
 
 
