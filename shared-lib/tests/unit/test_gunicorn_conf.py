@@ -21,5 +21,6 @@ def test_a_worker_freezes_what_it_loaded_out_of_the_collectors_reach():
 
 
 def test_the_settings_come_from_the_environment():
-    assert _in_a_worker("from bobdesk_shared import gunicorn_conf as conf; "
-                        "print(conf.bind, conf.workers, conf.threads, conf.worker_class)") == "127.0.0.1:8123 2 4 gthread"
+    settings = _in_a_worker("from bobdesk_shared import gunicorn_conf as conf; "
+                            "print(conf.bind, conf.workers, conf.threads, conf.worker_class)")
+    assert settings == "127.0.0.1:8123 2 4 gthread"
