@@ -7,8 +7,8 @@ builds the data of the next:
   4. poller peak memory (VmHWM) after an initial sync of 200 invoices, then of 20,000;
   3. that 20,000-invoice sync against a raw bulk insert of the same stored documents;
   6. database commands per ingested batch (sync average, and direct batches of 1/100/500);
-  1. pages of 200 (first, deep, filtered) of both companies: HTTP minus the same find from
-     pymongo, in alternation (pages.py);
+  1. pages of 200 (first, deep, filtered) of both companies: HTTP minus the same find, in the
+     same execution and in alternation with an A/A pair (pages.py);
   2. the deep page against the first page;
   6. database commands per list request;
   7. 16 concurrent clients, pages of 50 from random cursors: errors, requests/s, p50/p99;
