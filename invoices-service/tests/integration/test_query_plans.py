@@ -29,18 +29,25 @@ def recorded(mongo_uri, settings, authorizer):
     mongo.close()
 
 
+def _ours_among_anothers(service, authorizer, make_invoice, make_siret):
+    """A company's 40 invoices ingested beside another's 300 (a scan would have to read them too):
+    the company, its connection and its batch."""
+    def invoices(prefix: str, count: int) -> list[dict]:
+        return [make_invoice(f"{prefix}-{i}", supplier_siret=make_siret("732829320", i % 9 + 1),
+                             order_reference=f"T-{i % 5}") for i in range(count)]
+
+    service.ingest(authorizer.add(ObjectId()), 1, invoices("O", 300), [])
+    client = ObjectId()
+    connection = authorizer.add(client)
+    batch = invoices("I", 40)
+    service.ingest(connection, 1, batch, [])
+    return client, connection, batch
+
+
 def test_no_command_on_invoices_scans_the_collection(recorded, authorizer, platform, invoices_db, make_invoice,
                                                      make_siret):
     service, recorder = recorded
-    client, other = ObjectId(), ObjectId()
-    # Another company's invoices fill the collection: a scan would have to read them.
-    other_connection = authorizer.add(other)
-    service.ingest(other_connection, 1, [make_invoice(f"O-{i}", supplier_siret=make_siret("732829320", i % 9 + 1),
-                                                      order_reference=f"T-{i % 5}") for i in range(300)], [])
-    connection = authorizer.add(client)
-    batch = [make_invoice(f"I-{i}", supplier_siret=make_siret("732829320", i % 9 + 1), order_reference=f"T-{i % 5}")
-             for i in range(40)]
-    service.ingest(connection, 1, batch, [])
+    client, connection, batch = _ours_among_anothers(service, authorizer, make_invoice, make_siret)
     for invoice in batch[:10]:
         invoice["number"] = "changed"
     service.ingest(connection, 1, batch, [{"invoice_platform_id": "I-39", "at": CANCELLED_AT}])
@@ -55,13 +62,7 @@ def test_no_command_on_invoices_scans_the_collection(recorded, authorizer, platf
 def test_reconcile_reads_indexes_and_writes_only_what_changed(recorded, authorizer, platform, invoices_db,
                                                               make_invoice, make_siret):
     service, recorder = recorded
-    client, other = ObjectId(), ObjectId()
-    other_connection = authorizer.add(other)
-    service.ingest(other_connection, 1, [make_invoice(f"O-{i}", supplier_siret=make_siret("732829320", i % 9 + 1),
-                                                      order_reference=f"T-{i % 5}") for i in range(300)], [])
-    connection = authorizer.add(client)
-    batch = [make_invoice(f"I-{i}", supplier_siret=make_siret("732829320", i % 9 + 1), order_reference=f"T-{i % 5}")
-             for i in range(40)]
+    client, connection, batch = _ours_among_anothers(service, authorizer, make_invoice, make_siret)
     siret_less = make_invoice("no-siret", order_reference="T-0")
     siret_less["supplier"]["siren"] = "732829320"
     service.ingest(connection, 1, [*batch, siret_less], [])
