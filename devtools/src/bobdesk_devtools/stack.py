@@ -14,13 +14,15 @@ its output in `workdir/logs/<name>.log`. Ready means answering: a probe that rai
 (a refused connection, a MongoDB server selection time-out) is one more attempt
 until the deadline. When a component exits or misses its deadline, `start` stops
 everything already started and raises `StartFailed` with that component's last log
-lines; `stop` ends every process group, children included.
+lines; `stop` ends every process group, children included. `RUNNING` holds the stacks started
+and not yet stopped, so a failing test can show what their components said (`log_excerpt`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -70,6 +72,7 @@ HTTP_COMPONENTS = (
 )
 MONGO_PORT = ("EMBEDDED_MONGO_PORT", 27117)
 POLLER_PORT = ("WORKER_METRICS_PORT", 8004)
+QUIET_LEVELS = frozenset({"debug", "info"})
 
 
 class StartFailed(RuntimeError):
@@ -87,6 +90,16 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+def is_notable(line: str) -> bool:
+    """A log line worth showing when something failed: a warning or worse, or any line that is not
+    one of our JSON records (a traceback, a crash before logging was set up)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return bool(line.strip())
+    return not isinstance(record, dict) or record.get("level") not in QUIET_LEVELS
 
 
 def free_port() -> int:
@@ -282,6 +295,7 @@ class Stack:
 
     def start(self, *, poller: bool = True) -> Stack:
         """Every component, each stage ready before the next; on failure everything started is stopped."""
+        RUNNING.add(self)
         try:
             stage = []
             if self.embedded_mongo:
@@ -340,3 +354,17 @@ class Stack:
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+        RUNNING.discard(self)
+
+    def log_excerpt(self, lines_per_log: int = 30) -> str:
+        """The notable lines (`is_notable`) of every log, the last `lines_per_log` of each."""
+        parts = []
+        for path in sorted(self.logs.glob("*.log")):
+            with contextlib.suppress(OSError):
+                notable = [line for line in path.read_text(errors="replace").splitlines() if is_notable(line)]
+                if notable:
+                    parts.append(f"--- {path} ---\n" + "\n".join(notable[-lines_per_log:]))
+        return "\n".join(parts)
+
+
+RUNNING: set[Stack] = set()

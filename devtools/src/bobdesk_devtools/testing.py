@@ -8,6 +8,8 @@
 - `start_process` / `wait_http`: real processes for e2e tests (`bobdesk_devtools.stack` starts them).
 - token minting helpers for the three kinds.
 - `serving` / `answer_shape`: an app on a thread, and what a stub must answer like the real service.
+- a failing test's report ends with the warnings and errors of every stack still running: what a
+  poller or a service said is what explains a time-out in an e2e test.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from bobdesk_shared.mongo import DRIVER_COMMANDS
 from pymongo import MongoClient, monitoring
 from werkzeug.serving import make_server
 
+from bobdesk_devtools import stack
 from bobdesk_devtools.stack import Process, free_port, mongo_uri_for, start_embedded_mongo
 
 TEST_ENV = {
@@ -135,6 +138,17 @@ def _by_id(command: dict) -> bool:
     reports it as a scan when other fields are named, while it reads one document)."""
     condition = (command.get("filter") or command.get("query") or {}).get("_id")
     return condition is not None and (not isinstance(condition, dict) or set(condition) <= {"$eq", "$in"})
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for running in list(stack.RUNNING):
+            excerpt = running.log_excerpt()
+            if excerpt:
+                report.sections.append((f"warnings and errors of the stack in {running.workdir}", excerpt))
 
 
 @pytest.fixture(scope="session")

@@ -101,7 +101,11 @@ class Stack:
                 return None
             return value if value and (after is None or value > after) else None
 
-        return wait_until(polled, timeout, 0.2, "lastPolledAt")
+        try:
+            return wait_until(polled, timeout, 0.2, "lastPolledAt")
+        except AssertionError as timed_out:
+            # Its sync status (last run, error, next poll) says why.
+            raise AssertionError(f"{timed_out}; the connection: {self.connection(company, connection_id)}") from None
 
     # --- invoices-service (public API) -----------------------------------------------------
 

@@ -56,6 +56,7 @@ class StubServices:
         self.refusals: list[tuple[str, str, int]] = []
         self.claim_attempts = 0  # answered 200 or 204
         self.fail_batches = 0  # answer 503 to this many batches
+        self.batch_seconds: list[float] = []  # how long the next batches take (a slow store), in order
         self.app = self._build()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -225,6 +226,9 @@ class StubServices:
             cid = body["connection"]
             with self.lock:
                 self.calls.append(("batch", cid))
+                seconds = self.batch_seconds.pop(0) if self.batch_seconds else 0
+            time.sleep(seconds)
+            with self.lock:
                 if self.fail_batches:
                     self.fail_batches -= 1
                     return jsonify(error={"code": "unavailable", "message": "try later"}), 503

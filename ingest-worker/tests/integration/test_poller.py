@@ -225,6 +225,22 @@ def test_a_lost_lease_stops_the_poll(sim, stub_services, start_worker):
     assert "poll-result:success" not in stub_services.calls_for(connection.id)
 
 
+def test_a_store_slower_than_the_lease_keeps_the_lease(sim, stub_services, start_worker):
+    account = sim.account(invoices=30)  # two batches: a page of 25, then 5
+    connection = stub_services.add(account["api_key"])
+    stub_services.batch_seconds = [12]  # the first batch outlasts the lease (10 s)
+    start_worker(WORKER_CONCURRENCY="1")
+    start_worker(WORKER_CONCURRENCY="1")  # would claim the connection once its lease ended
+    wait_until(polled(stub_services, connection), 30, message="the poll")
+    calls = stub_services.calls_for(connection.id)
+    assert calls.count("claim") == 1 and stub_services.first_refusal(connection, "lease_lost") is None
+    # Renewed in the background while the first batch was stored (every third of the lease), not more:
+    # the heartbeats there, but the one before the second page's provider call.
+    during = calls[calls.index("batch") + 1:calls.index("heartbeat+checkpoint")]
+    assert 2 <= during.count("heartbeat") - 1 <= 4, calls
+    assert len(stub_services.stored(connection)) == 30
+
+
 @pytest.mark.parametrize("batch_size", ["25", "75"])  # one page, three pages per batch
 def test_shutdown_finishes_the_batch_stores_its_checkpoint_and_releases(sim, stub_services, start_worker,
                                                                         batch_size):

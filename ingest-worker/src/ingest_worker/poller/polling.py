@@ -11,8 +11,9 @@ calls and mapping overlap the storing of the current batch (the database is the
 bottleneck of a sync; reading ahead keeps it busy). Never more than one ahead.
 The checkpoint moves only after its batch is stored, so a kill at any instant
 replays at most one batch (a batch read ahead is not stored yet), and ingestion
-is idempotent. A 404/409 from either service (deactivated, deleted, lease taken)
-stops the poll at once, with no further provider call. On shutdown the current
+is idempotent. The lease is kept for as long as the poll works (LeaseGuard). A
+404/409 from either service (deactivated, deleted, lease taken) stops the poll at
+once, with no further provider call. On shutdown the current
 batch is finished, the batch read ahead dropped, the batch's checkpoint stored
 and the lease released.
 """
@@ -47,7 +48,18 @@ class PollStats(Counter):
 
 
 class LeaseGuard:
-    """The `CallContext` of a poll: renews the lease before every provider call, hands over the current key."""
+    """The `CallContext` of a poll, and the keeper of its lease (a context manager).
+
+    The lease is renewed by the heartbeat before every provider call, which hands over the current
+    key, and by the batches' checkpoints; when neither came for a third of the lease (a slow store, a
+    listing's completion on a large company), by a heartbeat of its own, on a thread of its own. A
+    lease so lasts while its holder works, whatever a step takes, and expires only once the holder is
+    gone: otherwise a step longer than the lease hands the connection to another worker, which redoes
+    the same work beside it (fenced, but twice the load on the database that made the step slow).
+    A renewal refused (deactivated, deleted, lease taken) stops the poll at its next call.
+    """
+
+    RENEWAL_TICK_SECONDS = 1.0
 
     def __init__(self, connections: ConnectionsApi, connection: dict, lease_seconds: int, stop: threading.Event):
         self.connections = connections
@@ -57,14 +69,45 @@ class LeaseGuard:
         self.stop = stop
         # Set when the poll stops reading its pages: a page being read ahead starts no call, no wait.
         self.ended = threading.Event()
+        self._renewed_at = time.monotonic()  # when the last renewal was sent (the claim, at first)
+        self._refused: Refused | None = None
+        self._keeper = threading.Thread(target=self._keep, name=f"lease-{self.connection_id}", daemon=True)
+
+    def __enter__(self) -> LeaseGuard:
+        self._keeper.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.ended.set()
+        self._keeper.join()
 
     def _halted(self) -> bool:
         return self.stop.is_set() or self.ended.is_set()
 
+    def _heartbeat(self, checkpoint: dict | None = None) -> dict:
+        if self._refused is not None:
+            raise self._refused
+        sent = time.monotonic()
+        answer = self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds, checkpoint)
+        self._renewed_at = sent
+        return answer
+
+    def _keep(self) -> None:
+        while not self.ended.wait(self.RENEWAL_TICK_SECONDS):
+            if time.monotonic() - self._renewed_at < self.lease_seconds / 3:
+                continue
+            try:
+                self._heartbeat()
+            except Refused as exc:
+                self._refused = exc
+                return
+            except UpstreamError as exc:  # tried again at the next tick, long before the lease ends
+                log.warning("lease renewal failed", extra={"connection": self.connection_id, "error": str(exc)})
+
     def before_call(self) -> str:
         if self._halted():
             raise Aborted("shutting down")
-        answer = self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds)
+        answer = self._heartbeat()
         register_secret(answer.get("api_key"))
         return answer["api_key"]
 
@@ -78,7 +121,7 @@ class LeaseGuard:
         raise Aborted("shutting down")
 
     def store_checkpoint(self, checkpoint: dict) -> None:
-        self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds, checkpoint)
+        self._heartbeat(checkpoint)
 
 
 @dataclasses.dataclass
@@ -105,12 +148,12 @@ class Poll:
             adapter = self.adapters.get(provider)
             if adapter is None:
                 raise _Internal(f"no adapter for provider {provider!r}")
-            guard = LeaseGuard(self.connections, connection, self.lease_seconds, self.stop)
-            with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader:
+            with (LeaseGuard(self.connections, connection, self.lease_seconds, self.stop) as guard,
+                  ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader):
                 try:
                     checkpoint = self._store_pages(adapter, connection, guard, reader, checkpoint, stats)
                 finally:
-                    guard.ended.set()
+                    guard.ended.set()  # before the reader is waited for
             self.connections.poll_success(connection["id"], connection["fence"], checkpoint, stats.as_dict(),
                                           int((time.monotonic() - started) * 1000))
         except Refused as exc:
