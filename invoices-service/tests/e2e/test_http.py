@@ -94,6 +94,24 @@ def stack(mongo_uri, mongo_client, tmp_path_factory):
         mongo_client.drop_database(env["PLATFORM_DB"])
 
 
+def list_queries(url) -> tuple[float, float]:
+    """(count, seconds) of the list queries so far, from /metrics."""
+    samples = dict(line.rsplit(" ", 1) for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines()
+                   if line.startswith("invoices_list_query_duration_seconds_"))
+    return (float(samples["invoices_list_query_duration_seconds_count"]),
+            float(samples["invoices_list_query_duration_seconds_sum"]))
+
+
+def test_each_list_page_times_its_query_driver_included(stack):
+    url, _, _ = stack
+    public = {"Authorization": f"Bearer {public_token(str(ObjectId()))}"}
+    count, seconds = list_queries(url)
+    for _ in range(3):
+        assert requests.get(f"{url}/api/v3.0/invoices", headers=public, timeout=5).status_code == 200
+    after_count, after_seconds = list_queries(url)
+    assert after_count == count + 3 and after_seconds > seconds
+
+
 def batch(url, connection, invoices, fence=1, cancellations=()):
     return requests.post(f"{url}/internal/invoices/batch", timeout=30,
                          json={"connection": connection, "fence": fence, "invoices": invoices,

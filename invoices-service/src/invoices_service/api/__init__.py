@@ -49,7 +49,11 @@ def register_reads(blp, security: list, errors: dict[int, dict], headers: dict |
         @blp.response(200, InvoicePageSchema, headers=headers)
         def get(self, args):
             """List the company's invoices, ascending ids; pass the returned cursor to get the next page."""
-            return json_response(render_page(service().list_invoices(g.principal.client, filters_from(args))))
+            docs = service().list_invoices(g.principal.client, filters_from(args))
+            response = json_response(render_page(docs))
+            # A page's documents (thousands of objects) are freed once the answer is sent, not before.
+            response.call_on_close(docs.clear)
+            return response
 
     @blp.route("/<invoice_id>")
     class Invoice(MethodView):
