@@ -1,4 +1,4 @@
-"""The public API's per-company budget, `PUBLIC_API_RATE_LIMIT` (`limits` notation), with Flask-Limiter.
+"""The public API's per-company budget, `PUBLIC_API_RATE_LIMIT` (`limits` notation and strategy).
 
 The budget is counted per company (the token's `client`) in fixed windows stored in
 INVOICES_DB, one small document per company and window (`limits`' MongoDB storage, a TTL
@@ -9,6 +9,11 @@ answer of the public API carries `RateLimit-Limit`, `RateLimit-Remaining` and `R
 (seconds until the window resets); over the budget the answer is 429 `rate_limited` with
 `Retry-After`. A database that cannot be reached fails the request like any route would (503),
 never lets it through uncounted.
+
+The budget is spent by `limits`' fixed-window strategy, before the blueprint's own hooks.
+Flask-Limiter did the same through its generic per-request machinery (limits
+resolved per route, exemptions, request contexts): 0.3-0.4 ms of a page's 5 ms budget for one
+shared limit.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ from collections.abc import Callable
 import limits
 from bobdesk_shared.errors import ApiError, ServiceUnavailable
 from bobdesk_shared.mongo import connect
-from flask import Flask, Response
-from flask_limiter import Limiter, RateLimitExceeded
+from flask import Flask, Response, g, request
 from limits.storage import MongoDBStorage
+from limits.strategies import FixedWindowRateLimiter
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
@@ -57,8 +62,7 @@ class Block:
 
 
 class CounterStorage(MongoDBStorage):
-    """`limits`' MongoDB storage, registered for the `mongodb` schemes so Flask-Limiter's
-    `storage_uri` builds this one, with four changes:
+    """`limits`' MongoDB storage, with four changes:
 
     - the window's numbers are taken in blocks: a count of `size` reserves that many numbers of
       the company's window for this process, which gives them to its next requests without a
@@ -75,7 +79,6 @@ class CounterStorage(MongoDBStorage):
       collection, and reaches for the database to create its indexes then).
     """
 
-    STORAGE_SCHEME = ["mongodb", "mongodb+srv"]
     BLOCK_MAX = 16
     BLOCK_SHARE = 64
 
@@ -153,34 +156,35 @@ class CounterStorage(MongoDBStorage):
             self._storage.close()
 
 
-def install(app: Flask, blueprint, company: Callable[[], str], settings) -> Limiter:
-    """Limit every route of `blueprint` to `settings.public_api_rate_limit` per `company()` (the
-    caller's, asked before the blueprint's own `before_request`)."""
-    limiter = Limiter(
-        key_func=company, app=app, strategy="fixed-window", key_prefix="public-api",
-        storage_uri=settings.mongo_uri,
-        storage_options={"database_name": settings.invoices_db, "counter_collection_name": "rate_limits",
-                         "budget": limits.parse(settings.public_api_rate_limit).amount},
-        headers_enabled=False,  # its Reset is a date and it adds Retry-After to every answer
-        swallow_errors=False,
-    )
-    # One budget for every route of the blueprint, not one per route.
-    limiter.shared_limit(settings.public_api_rate_limit, scope="public-api")(blueprint)
+SCOPE = "public-api"
+
+
+def install(app: Flask, blueprint, company: Callable[[], str], settings) -> None:
+    """Spend `settings.public_api_rate_limit` per `company()` (the caller's, which authenticates it:
+    a bad token is a 401, counted nowhere) on every request of `blueprint`."""
+    budget = limits.parse(settings.public_api_rate_limit)
+    storage = CounterStorage(settings.mongo_uri, budget=budget.amount, database_name=settings.invoices_db,
+                             counter_collection_name="rate_limits")
+    windows = FixedWindowRateLimiter(storage)
+
+    @app.before_request
+    def spend() -> None:
+        if request.blueprint != blueprint.name:
+            return
+        key = company()
+        allowed = windows.hit(budget, SCOPE, key)
+        g.rate_limit = windows.get_window_stats(budget, SCOPE, key)
+        if not allowed:
+            raise RateLimited()
 
     @app.after_request
     def rate_limit_headers(response: Response) -> Response:
-        current = limiter.current_limit
-        if current is not None:
-            reset = str(max(0, int(current.reset_at - time.time())))
-            response.headers["RateLimit-Limit"] = str(current.limit.amount)
-            response.headers["RateLimit-Remaining"] = str(current.remaining)
+        window = g.get("rate_limit")
+        if window is not None:
+            reset = str(max(0, int(window.reset_time - time.time())))
+            response.headers["RateLimit-Limit"] = str(budget.amount)
+            response.headers["RateLimit-Remaining"] = str(window.remaining)
             response.headers["RateLimit-Reset"] = reset
             if response.status_code == 429:
                 response.headers["Retry-After"] = reset
         return response
-
-    @app.errorhandler(RateLimitExceeded)
-    def rate_limited(_error: RateLimitExceeded):
-        return app.handle_user_exception(RateLimited())
-
-    return limiter
