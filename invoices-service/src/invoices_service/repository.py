@@ -170,6 +170,10 @@ class BulkOutcome:
 class InvoiceRepository:
     def __init__(self, db: Database):
         self.invoices = db["invoices"]
+        # What clients see (PUBLIC_PROJECTION) is read with naive dates, in UTC as BSON stores them:
+        # api/rendering.py writes each distinct date of a page once, and a naive date hashes without
+        # a call to its tzinfo (a page of 200 has 800 dates: 0.5-0.8 ms).
+        self.public = self.invoices.with_options(codec_options=self.invoices.codec_options.with_options(tz_aware=False))
         self.reconcile_state = db["reconcile_state"]
         self.listings = db["listings"]
 
@@ -245,11 +249,11 @@ class InvoiceRepository:
         query = list_query(client, filters)
         hint = list_hint(query)
         with LIST_QUERY_SECONDS.time():
-            return list(self.invoices.find(query, PUBLIC_PROJECTION, sort=[("_id", ASCENDING)], limit=filters.limit,
-                                           batch_size=filters.limit, **({"hint": hint} if hint else {})))
+            return list(self.public.find(query, PUBLIC_PROJECTION, sort=[("_id", ASCENDING)], limit=filters.limit,
+                                         batch_size=filters.limit, **({"hint": hint} if hint else {})))
 
     def get(self, client: ObjectId, invoice_id: ObjectId) -> dict | None:
-        return self.invoices.find_one({"_id": invoice_id, "client": client}, PUBLIC_PROJECTION)
+        return self.public.find_one({"_id": invoice_id, "client": client}, PUBLIC_PROJECTION)
 
     def link_state(self, client: ObjectId, invoice_id: ObjectId) -> dict | None:
         """What a manual link decides on: the ticket, the state, and the `rev` that guards the write."""
@@ -257,7 +261,7 @@ class InvoiceRepository:
 
     def update_if_unchanged(self, client: ObjectId, invoice_id: ObjectId, rev: str, changes: dict) -> dict | None:
         """Apply `changes` unless the invoice changed since it was read (then None)."""
-        return self.invoices.find_one_and_update(
+        return self.public.find_one_and_update(
             {"_id": invoice_id, "client": client, "rev": rev}, {"$set": changes},
             projection=PUBLIC_PROJECTION, return_document=ReturnDocument.AFTER,
         )

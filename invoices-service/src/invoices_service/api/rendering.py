@@ -24,8 +24,8 @@ def _string(value: str | None) -> str:
 
 
 # `bobdesk_shared.timeutil.iso_ms` as a JSON string, for the driver's dates only: they come back in
-# UTC (`tz_aware`, no `tzinfo` option), so nothing is converted, and %-formatting is the fastest way
-# to write them (milliseconds truncated, a year keeps its leading zeros).
+# UTC (naive, from the repository's public reads; no `tzinfo` option), so nothing is converted, and
+# %-formatting is the fastest way to write them (milliseconds truncated, a year keeps its leading zeros).
 _DATE = '"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ"'
 
 
