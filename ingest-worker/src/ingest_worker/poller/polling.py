@@ -88,7 +88,11 @@ class LeaseGuard:
         if self._refused is not None:
             raise self._refused
         sent = time.monotonic()
-        answer = self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds, checkpoint)
+        try:
+            answer = self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds, checkpoint)
+        except Refused as exc:
+            self._refused = exc  # whichever thread heard it, no other heartbeat follows
+            raise
         self._renewed_at = sent
         return answer
 
@@ -98,8 +102,7 @@ class LeaseGuard:
                 continue
             try:
                 self._heartbeat()
-            except Refused as exc:
-                self._refused = exc
+            except Refused:
                 return
             except UpstreamError as exc:  # tried again at the next tick, long before the lease ends
                 log.warning("lease renewal failed", extra={"connection": self.connection_id, "error": str(exc)})

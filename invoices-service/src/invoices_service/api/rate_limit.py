@@ -11,9 +11,8 @@ answer of the public API carries `RateLimit-Limit`, `RateLimit-Remaining` and `R
 never lets it through uncounted.
 
 The budget is spent by `limits`' fixed-window strategy, before the blueprint's own hooks.
-Flask-Limiter did the same through its generic per-request machinery (limits
-resolved per route, exemptions, request contexts): 0.3-0.4 ms of a page's 5 ms budget for one
-shared limit.
+Flask-Limiter did the same through its generic per-request machinery (limits resolved per
+route, exemptions, request contexts) for our one shared limit: 0.15 ms more CPU per request.
 """
 
 from __future__ import annotations
