@@ -83,8 +83,14 @@ class PageTiming:
 
     @property
     def consistent(self) -> bool:
-        """The two methods agree within what the alternation can tell apart."""
+        """The two methods agree within what the alternation can tell apart (reported, not a target:
+        their baselines run in two processes, which pay differently for the same find)."""
         return abs(self.difference_ms - self.same_execution_ms) <= self.resolution_ms
+
+    def within(self, budget_ms: float) -> bool:
+        """Both methods keep the page within `budget_ms`: the same execution's figure, and the
+        alternation's as far as it can tell (its difference less its resolution)."""
+        return self.same_execution_ms <= budget_ms and self.difference_ms - self.resolution_ms <= budget_ms
 
 
 LIST_QUERY = "list query"  # `command_seconds`' key of the list queries, driver included
