@@ -70,6 +70,9 @@ class LeaseGuard:
         # Set when the poll stops reading its pages: a page being read ahead starts no call, no wait.
         self.ended = threading.Event()
         self._renewed_at = time.monotonic()  # when the last renewal was sent (the claim, at first)
+        # One lease call at a time, in the order sent: the keeper's renewal never lands after a
+        # checkpoint it raced with, so the checkpoint stays the last call before a release.
+        self._sending = threading.Lock()
         self._refused: Refused | None = None
         self._keeper = threading.Thread(target=self._keep, name=f"lease-{self.connection_id}", daemon=True)
 
@@ -84,24 +87,27 @@ class LeaseGuard:
     def _halted(self) -> bool:
         return self.stop.is_set() or self.ended.is_set()
 
-    def _heartbeat(self, checkpoint: dict | None = None) -> dict:
-        if self._refused is not None:
-            raise self._refused
-        sent = time.monotonic()
-        try:
-            answer = self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds, checkpoint)
-        except Refused as exc:
-            self._refused = exc  # whichever thread heard it, no other heartbeat follows
-            raise
-        self._renewed_at = sent
-        return answer
+    def _heartbeat(self, checkpoint: dict | None = None, *, unless_renewed: bool = False) -> dict | None:
+        """Renew the lease (storing `checkpoint`); with `unless_renewed`, only when no renewal was sent
+        for a third of the lease (then None)."""
+        with self._sending:
+            if self._refused is not None:
+                raise self._refused
+            sent = time.monotonic()
+            if unless_renewed and sent - self._renewed_at < self.lease_seconds / 3:
+                return None
+            try:
+                answer = self.connections.heartbeat(self.connection_id, self.fence, self.lease_seconds, checkpoint)
+            except Refused as exc:
+                self._refused = exc  # whichever thread heard it, no other heartbeat follows
+                raise
+            self._renewed_at = sent
+            return answer
 
     def _keep(self) -> None:
         while not self.ended.wait(self.RENEWAL_TICK_SECONDS):
-            if time.monotonic() - self._renewed_at < self.lease_seconds / 3:
-                continue
             try:
-                self._heartbeat()
+                self._heartbeat(unless_renewed=True)
             except Refused:
                 return
             except UpstreamError as exc:  # tried again at the next tick, long before the lease ends
