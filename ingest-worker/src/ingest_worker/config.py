@@ -44,6 +44,8 @@ class Settings(config.SharedSettings):
     page_size: int = Field(100, ge=1, le=100, validation_alias="WORKER_PAGE_SIZE")
     # Invoices stored per batch, in whole pages (poller/batches.py); invoices-service takes 500.
     batch_size: int = Field(500, ge=1, le=500, validation_alias="WORKER_BATCH_SIZE")
+    # Batches of one poll stored at once (poller/polling.py): one is sent while another is stored.
+    batches_in_flight: int = Field(2, ge=1, le=4, validation_alias="WORKER_BATCHES_IN_FLIGHT")
     concurrency: int = Field(4, ge=1, le=64, validation_alias="WORKER_CONCURRENCY")
     idle_claim_ms: int = Field(1000, ge=50, validation_alias="WORKER_IDLE_CLAIM_MS")
     provider_connect_timeout_ms: int = Field(3050, ge=100)

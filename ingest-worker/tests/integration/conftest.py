@@ -39,8 +39,12 @@ class StubConnection:
     failures: list = dataclasses.field(default_factory=list)
     successes: int = 0
     webhook_counts: list = dataclasses.field(default_factory=list)
-    # (invoices stored so far, checkpoint) of every checkpoint a heartbeat stored
+    # (ids of the invoices stored so far, checkpoint) of every checkpoint a heartbeat stored
     checkpoints: list = dataclasses.field(default_factory=list)
+    batches_in_flight: int = 0
+    batches_received: int = 0
+    fail_from_batch: int | None = None  # answer 503 to every batch from this one on (1 = the first)
+    most_batches_in_flight: int = 0  # at once, over the connection's life
 
 
 class StubServices:
@@ -159,7 +163,7 @@ class StubServices:
                 connection.lease_until = time.monotonic() + body["lease_seconds"]
                 if "checkpoint" in body:
                     connection.checkpoint = body["checkpoint"]
-                    connection.checkpoints.append((len(self.stored(connection)), body["checkpoint"]))
+                    connection.checkpoints.append((set(self.stored(connection)), body["checkpoint"]))
                 return jsonify(lease_expires_at="2030-01-01T00:00:00.000Z", api_key=connection.api_key)
 
         @app.post("/internal/connections/<cid>/poll-result")
@@ -227,7 +231,24 @@ class StubServices:
             with self.lock:
                 self.calls.append(("batch", cid))
                 seconds = self.batch_seconds.pop(0) if self.batch_seconds else 0
-            time.sleep(seconds)
+                connection = self.connections.get(cid)
+                if connection is not None:
+                    connection.batches_received += 1
+                    failing_from = connection.fail_from_batch
+                    if failing_from is not None and connection.batches_received >= failing_from:
+                        return jsonify(error={"code": "unavailable", "message": "try later"}), 503
+                    connection.batches_in_flight += 1
+                    connection.most_batches_in_flight = max(connection.most_batches_in_flight,
+                                                            connection.batches_in_flight)
+            try:
+                time.sleep(seconds)
+                return store(body, cid)
+            finally:
+                if connection is not None:
+                    with self.lock:
+                        connection.batches_in_flight -= 1
+
+        def store(body, cid):
             with self.lock:
                 if self.fail_batches:
                     self.fail_batches -= 1

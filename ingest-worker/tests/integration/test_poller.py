@@ -23,7 +23,7 @@ class Worker:
         self.connections, self.invoices = build_clients(settings)
         self.adapters = build_adapters(settings)
         self.poll = Poll(self.connections, self.invoices, self.adapters, settings.lease_seconds, settings.page_size,
-                         self.stop, settings.batch_size)
+                         self.stop, settings.batch_size, settings.batches_in_flight)
         self.loop = ClaimLoop(self.connections, self.poll, worker_id=settings.worker_id,
                               lease_seconds=settings.lease_seconds, concurrency=settings.concurrency,
                               idle_seconds=settings.idle_claim_seconds, stop=self.stop)
@@ -98,6 +98,19 @@ def polled(stub, connection, count=1):
     return lambda: connection.successes >= count
 
 
+def checkpoints_follow_their_pages(sim_invoices: list[dict], connection) -> list[int]:
+    """The page end (invoices up to it) of each checkpoint a heartbeat stored, checked to be stored only
+    once every invoice up to it was, and in page order."""
+    ends = []
+    for stored, checkpoint in connection.checkpoints:
+        end = max(index for index, invoice in enumerate(sim_invoices)
+                  if invoice["updated_at"] == checkpoint["updated_since"]) + 1
+        assert {invoice["id"] for invoice in sim_invoices[:end]} <= stored, f"checkpoint at {end} before its batch"
+        ends.append(end)
+    assert ends == sorted(ends)
+    return ends
+
+
 def test_a_poll_ingests_every_page_with_heartbeats_and_checkpoints_in_order(sim, stub_services, start_worker):
     account = sim.account(invoices=60)
     connection = stub_services.add(account["api_key"])
@@ -106,19 +119,60 @@ def test_a_poll_ingests_every_page_with_heartbeats_and_checkpoints_in_order(sim,
     assert len(stub_services.stored(connection)) == 60
     calls = stub_services.calls_for(connection.id)
     assert calls[0] == "claim" and calls[-1] == "poll-result:success"
-    # Batches and checkpoints strictly in page order (the last page's checkpoint rides on the result).
-    assert [c for c in calls if c in ("batch", "heartbeat+checkpoint")] == [
-        "batch", "heartbeat+checkpoint", "batch", "heartbeat+checkpoint", "batch"]
-    # One heartbeat before each provider call; the next page is read while a batch is stored, so its
-    # heartbeat may come before that batch, but never two pages ahead: page i+2's heartbeat follows
-    # page i's checkpoint.
-    heartbeats, checkpoints = ([i for i, c in enumerate(calls) if c == kind] for kind in ("heartbeat",
-                                                                                          "heartbeat+checkpoint"))
-    assert len(heartbeats) == sim.stats(account)["list_requests"] == 3
-    assert heartbeats[2] > checkpoints[0]
+    # Every batch but the last is checkpointed, in page order, once it and those before it are stored
+    # (the last page's checkpoint rides on the result).
+    assert calls.count("batch") == 3
+    assert checkpoints_follow_their_pages(sim.invoices(account), connection) == [25, 50]
+    assert calls.count("heartbeat") == sim.stats(account)["list_requests"] == 3  # one before each provider call
     assert connection.checkpoint["cursor"] is None
     assert connection.checkpoint["updated_since"] == sim.invoices(account)[-1]["updated_at"]
     assert connection.client in stub_services.reconciled
+
+
+def test_one_batch_is_sent_while_another_is_stored_and_one_more_read(sim, stub_services, start_worker):
+    account = sim.account(invoices=150)  # six batches of one page
+    connection = stub_services.add(account["api_key"])
+    stub_services.batch_seconds = [1.5]  # the first store is slow
+    start_worker()
+    wait_until(polled(stub_services, connection), 20, message="first poll")
+    assert len(stub_services.stored(connection)) == 150
+    assert connection.most_batches_in_flight == 2
+    calls = stub_services.calls_for(connection.id)
+    # While the first batch is stored: the second is stored beside it and the third read, not more:
+    # the fourth page's provider call comes after the first checkpoint.
+    heartbeats = [index for index, call in enumerate(calls) if call == "heartbeat"]
+    assert heartbeats[3] > calls.index("heartbeat+checkpoint") > calls.index("batch", calls.index("batch") + 1)
+    assert checkpoints_follow_their_pages(sim.invoices(account), connection)[0] == 25
+
+
+def test_one_batch_in_flight_stores_batches_and_checkpoints_in_turn(sim, stub_services, start_worker):
+    account = sim.account(invoices=60)
+    connection = stub_services.add(account["api_key"])
+    stub_services.batch_seconds = [0.5]
+    start_worker(WORKER_BATCHES_IN_FLIGHT="1")
+    wait_until(polled(stub_services, connection), 20, message="first poll")
+    assert connection.most_batches_in_flight == 1
+    calls = stub_services.calls_for(connection.id)
+    assert [c for c in calls if c in ("batch", "heartbeat+checkpoint")] == [
+        "batch", "heartbeat+checkpoint", "batch", "heartbeat+checkpoint", "batch"]
+    # The next page is read while a batch is stored, but never two ahead: page 3's call follows
+    # page 1's checkpoint.
+    assert [i for i, c in enumerate(calls) if c == "heartbeat"][2] > calls.index("heartbeat+checkpoint")
+
+
+def test_a_failed_store_ends_the_poll_at_once_with_the_progress_made(sim, stub_services, start_worker):
+    account = sim.account(invoices=150)  # six batches of one page
+    connection = stub_services.add(account["api_key"], fail_from_batch=3)  # 503 from the third, retries included
+    start_worker(WORKER_CONCURRENCY="1")
+    wait_until(lambda: connection.failures, 30, message="the poll's failure")
+    failure = connection.failures[0]
+    assert failure["error"]["kind"] == "internal"
+    # What the first two batches stored is kept: the failure carries their checkpoint.
+    assert checkpoints_follow_their_pages(sim.invoices(account), connection) == [25, 50]
+    assert failure["checkpoint"] == connection.checkpoints[-1][1]
+    # The reading stopped with the store: pages 3 and 4 were being stored, page 5 read ahead.
+    assert sim.stats(account)["list_requests"] <= 5
+    assert "poll-result:success" not in stub_services.calls_for(connection.id)
 
 
 def test_whole_pages_are_stored_together_each_batch_checkpointed_by_its_last_page(sim, stub_services,
@@ -130,15 +184,11 @@ def test_whole_pages_are_stored_together_each_batch_checkpointed_by_its_last_pag
     assert len(stub_services.stored(connection)) == 130
     calls = stub_services.calls_for(connection.id)
     # Pages of 25: the first alone, then four together (100 invoices), then the last (5).
-    assert [c for c in calls if c in ("batch", "heartbeat+checkpoint")] == [
-        "batch", "heartbeat+checkpoint", "batch", "heartbeat+checkpoint", "batch"]
+    assert calls.count("batch") == 3
     assert calls.count("heartbeat") == sim.stats(account)["list_requests"] == 6  # one before each provider call
     # Each checkpoint is stored once its whole batch is, and it is the batch's last page's.
-    assert [stored for stored, _ in connection.checkpoints] == [25, 125]
-    checkpoint = connection.checkpoints[1][1]
-    assert checkpoint["updated_since"] == sim.invoices(account)[124]["updated_at"] and checkpoint["cursor"]
-    # Never more than one batch ahead: the third batch's page is read after the first checkpoint.
-    assert [i for i, c in enumerate(calls) if c == "heartbeat"][-1] > calls.index("heartbeat+checkpoint")
+    assert checkpoints_follow_their_pages(sim.invoices(account), connection) == [25, 125]
+    assert connection.checkpoints[1][1]["cursor"]
 
 
 def test_a_new_poll_reads_only_what_changed_and_a_replay_changes_nothing(sim, stub_services, start_worker):
@@ -189,13 +239,14 @@ def test_a_bad_key_is_reported_until_rotated(sim, stub_services, start_worker):
 
 def stopped_at_the_refusal(sim, stub, account, connection, code) -> None:
     """Once a lease call is refused with `code`, the poll ends without another call of its own: what
-    follows is at most the one call its read-ahead thread already had on the way (to the services, and
-    to the provider). With one slot, the worker claims again only when the poll has ended."""
+    follows is at most the calls its other threads already had on the way (the read-ahead's heartbeat
+    or provider call, a store's batch). With one slot, the worker claims again only when the poll has
+    ended."""
     calls = wait_until(lambda: stub.first_refusal(connection, code), 20, message=f"a {code} refusal")
     provider_calls = sim.stats(account)["list_requests"]
     attempts = stub.claim_attempts
     wait_until(lambda: stub.claim_attempts > attempts, 20, message="the end of the poll (a claim again)")
-    assert len(stub.calls_for(connection.id)) - calls <= 1, stub.calls_for(connection.id)[calls - 1:]
+    assert len(stub.calls_for(connection.id)) - calls <= 2, stub.calls_for(connection.id)[calls - 1:]
     assert sim.stats(account)["list_requests"] - provider_calls <= 1
 
 

@@ -49,3 +49,25 @@ def test_the_last_copy_of_an_invoice_wins_and_every_gone_id_rides_along():
     _, batch = found
     assert batch.invoices == [{"invoice_platform_id": "a", "version": 2}, {"invoice_platform_id": "b", "version": 1}]
     assert batch.gone == ["x", "y"]
+
+
+def test_a_batch_is_stored_beside_earlier_ones_of_its_listing_sharing_no_invoice():
+    first, second, third = batches([page("a"), page("b", "c"), page("d", "e", last=True)], page_size=2,
+                                   batch_size=2)
+    assert second.may_be_stored_beside([]) and second.may_be_stored_beside([first])
+    assert third.may_be_stored_beside([first, second])
+    # The same invoice in both (changed while the listing was read): the later copy waits for the first.
+    again, changed = batches([page("a"), page({"id": "a", "version": 2}, last=True)])
+    assert not changed.may_be_stored_beside([again])
+    # An invoice the provider no longer has counts as one stored.
+    kept, gone = batches([page("a"), page("b", gone=("a",), last=True)])
+    assert not gone.may_be_stored_beside([kept])
+
+
+def test_a_batch_waits_for_another_listing_and_the_one_completing_a_listing_for_all():
+    before, listed, completing = batches([page("a"), page("b", listing="L"), page("c", listing="L", complete=True,
+                                                                                   last=True)], page_size=1,
+                                         batch_size=1)
+    assert not listed.may_be_stored_beside([before])  # another listing (none)
+    assert not completing.may_be_stored_beside([listed])
+    assert completing.may_be_stored_beside([])

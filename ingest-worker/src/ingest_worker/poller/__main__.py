@@ -48,7 +48,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
     mongo = start(settings)
-    connections, invoices = build_clients(settings, pool_size=settings.concurrency + 4)
+    connections, invoices = build_clients(settings, pool_size=settings.concurrency * settings.batches_in_flight + 4)
     adapters = build_adapters(settings)
     operations = serve_operations(settings, mongo, connections, invoices)
     processor_thread = None
@@ -59,13 +59,14 @@ def main() -> None:
                                    backoff_cap=settings.poll_interval_seconds)
         processor_thread = processor.start_thread(stop)
     poll = Poll(connections, invoices, adapters, settings.lease_seconds, settings.page_size, stop,
-                settings.batch_size)
+                settings.batch_size, settings.batches_in_flight)
     loop = ClaimLoop(connections, poll, worker_id=settings.worker_id, lease_seconds=settings.lease_seconds,
                      concurrency=settings.concurrency, idle_seconds=settings.idle_claim_seconds, stop=stop)
     gc.freeze()  # what the process holds from its start is never collected: no collection scans it again
     log.info("poller started", extra={"worker": settings.worker_id, "concurrency": settings.concurrency,
                                       "metrics_port": operations.server_port, "page_size": settings.page_size,
-                                      "batch_size": settings.batch_size})
+                                      "batch_size": settings.batch_size,
+                                      "batches_in_flight": settings.batches_in_flight})
     loop.run()
     if processor_thread is not None:
         processor.wake.set()

@@ -13,6 +13,7 @@ while it is stored.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 
 from ..ingestion import map_documents
@@ -51,6 +52,19 @@ class StoreBatch:
     @property
     def gone(self) -> list[str]:
         return [identifier for page in self.pages for identifier in page.gone]
+
+    @functools.cached_property
+    def keys(self) -> frozenset[str]:
+        """The provider ids it stores or cancels."""
+        return frozenset([*(invoice["invoice_platform_id"] for invoice in self.invoices), *self.gone])
+
+    def may_be_stored_beside(self, others: list[StoreBatch]) -> bool:
+        """Whether it may be stored while `others` (earlier batches of its poll) are: they share no
+        invoice (which write lands last would be a race), belong to its listing, and it does not
+        complete that listing (the completion cancels what the listing's batches did not list, so
+        every one of them is stored before it)."""
+        return not others or (not self.listing_complete and all(
+            other.listing == self.listing and other.keys.isdisjoint(self.keys) for other in others))
 
 
 class BatchReader:

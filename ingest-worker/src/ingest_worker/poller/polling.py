@@ -6,16 +6,17 @@ invoices: batches.py), each page read by
   -> store the batch (its invoices and what the provider no longer has)
   -> when it ends a full listing, cancel what that listing did not list
   -> heartbeat with the batch's checkpoint (its last page's).
-The next batch is read one ahead, on a thread of its own: its heartbeats, provider
-calls and mapping overlap the storing of the current batch (the database is the
-bottleneck of a sync; reading ahead keeps it busy). Never more than one ahead.
-The checkpoint moves only after its batch is stored, so a kill at any instant
-replays at most one batch (a batch read ahead is not stored yet), and ingestion
-is idempotent. The lease is kept for as long as the poll works (LeaseGuard). A
-404/409 from either service (deactivated, deleted, lease taken) stops the poll at
-once, with no further provider call. On shutdown the current
-batch is finished, the batch read ahead dropped, the batch's checkpoint stored
-and the lease released.
+Up to `batches_in_flight` batches (2) are stored at once, each on a store thread, and the next
+one is read on a thread of its own, never more than one ahead of those stored: one batch's
+round trips, authorization, lookups and the CPU of both services overlap another's writes (the
+database is the bottleneck of a sync; this keeps it busy). Batches are stored side by side only
+when they share no invoice and belong to the same listing, and the one completing a listing
+waits for every other. A checkpoint moves only once its batch and every batch before it are
+stored, so a kill at any instant replays at most the batches in flight, and ingestion is
+idempotent. The lease is kept for as long as the poll works (LeaseGuard). A 404/409 from
+either service (deactivated, deleted, lease taken) stops the poll at once, with no further
+provider call; a failed store stops the reading too. On shutdown the batches being stored are
+finished and checkpointed, the batch read ahead dropped, and the lease released.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections import Counter, deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from bobdesk_shared.logs import register_secret
 from bobdesk_shared.timeutil import iso_ms, utcnow
@@ -65,6 +66,7 @@ class LeaseGuard:
         self.connections = connections
         self.connection_id = connection["id"]
         self.fence = connection["fence"]
+        self.checkpoint: dict | None = connection.get("checkpoint")  # the last one stored
         self.lease_seconds = lease_seconds
         self.stop = stop
         # Set when the poll stops reading its pages: a page being read ahead starts no call, no wait.
@@ -131,6 +133,7 @@ class LeaseGuard:
 
     def store_checkpoint(self, checkpoint: dict) -> None:
         self._heartbeat(checkpoint)
+        self.checkpoint = checkpoint
 
 
 @dataclasses.dataclass
@@ -142,13 +145,14 @@ class Poll:
     page_size: int
     stop: threading.Event
     batch_size: int = 500  # invoices stored per batch, in whole pages (the batch endpoint takes 500)
+    batches_in_flight: int = 2  # batches stored at once
 
     def run(self, connection: dict) -> str:
         """Poll `connection` (as claimed); the outcome: success, failure, stopped or released."""
         register_secret(connection.get("api_key"))
         started = time.monotonic()
         stats = PollStats()
-        checkpoint = connection.get("checkpoint")
+        guard = LeaseGuard(self.connections, connection, self.lease_seconds, self.stop)
         provider = connection.get("provider", "unknown")
         context = {"connection": connection["id"], "client": connection.get("client"), "provider": provider,
                    "fence": connection["fence"]}
@@ -157,10 +161,10 @@ class Poll:
             adapter = self.adapters.get(provider)
             if adapter is None:
                 raise _Internal(f"no adapter for provider {provider!r}")
-            with (LeaseGuard(self.connections, connection, self.lease_seconds, self.stop) as guard,
-                  ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader):
+            with (guard, ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as reader,
+                  ThreadPoolExecutor(self.batches_in_flight, thread_name_prefix="store") as storer):
                 try:
-                    checkpoint = self._store_pages(adapter, connection, guard, reader, checkpoint, stats)
+                    checkpoint = self._store_pages(adapter, connection, guard, reader, storer, stats)
                 finally:
                     guard.ended.set()  # before the reader is waited for
             self.connections.poll_success(connection["id"], connection["fence"], checkpoint, stats.as_dict(),
@@ -173,14 +177,16 @@ class Poll:
             self._release(connection, context)
         except ProviderError as exc:
             outcome, error, error_kind = "failure", exc, exc.kind
-            self._report_failure(connection, context, exc.kind, str(exc), exc.retry_after_seconds, stats, checkpoint)
+            self._report_failure(connection, context, exc.kind, str(exc), exc.retry_after_seconds, stats,
+                                 guard.checkpoint)
         except (InvalidBatch, UpstreamError, _Internal) as exc:
             outcome, error, error_kind = "failure", exc, "internal"
-            self._report_failure(connection, context, "internal", str(exc), None, stats, checkpoint)
+            self._report_failure(connection, context, "internal", str(exc), None, stats, guard.checkpoint)
         except Exception as exc:
             outcome, error, error_kind = "failure", exc, "internal"
             log.exception("poll crashed", extra=context)
-            self._report_failure(connection, context, "internal", "unexpected worker error", None, stats, checkpoint)
+            self._report_failure(connection, context, "internal", "unexpected worker error", None, stats,
+                                 guard.checkpoint)
         duration = time.monotonic() - started
         POLLS.labels(provider, outcome).inc()
         POLL_DURATION.labels(provider, outcome).observe(duration)
@@ -193,44 +199,82 @@ class Poll:
         return outcome
 
     def _store_pages(self, adapter: ProviderAdapter, connection: dict, guard: LeaseGuard, reader: ThreadPoolExecutor,
-                     checkpoint: dict | None, stats: PollStats) -> dict | None:
-        """Store every batch of changes, the next one read (and mapped) by `reader` while the current one
-        is stored; the last checkpoint."""
-        batches = BatchReader(adapter, iter(adapter.list_changes(guard, checkpoint, self.page_size)),
+                     storer: ThreadPoolExecutor, stats: PollStats) -> dict | None:
+        """Store every batch of changes: the next one read (and mapped) by `reader` while up to
+        `batches_in_flight` are stored by `storer`; each checkpointed as soon as it and every batch
+        before it are stored. The last checkpoint (the poll's result stores it)."""
+        batches = BatchReader(adapter, iter(adapter.list_changes(guard, guard.checkpoint, self.page_size)),
                               connection_id=connection["id"], page_size=self.page_size, batch_size=self.batch_size)
-        ahead = reader.submit(batches.next)
-        while (batch := ahead.result()) is not None:
-            if not batch.last:
-                ahead = reader.submit(batches.next)
-            self._store_batch(adapter, connection, batch, stats)
-            checkpoint = batch.checkpoint
-            if batch.last:
-                break
-            if self.stop.is_set():
-                wait([ahead])  # a heartbeat it sent comes before the checkpoint, the release after
-                guard.store_checkpoint(checkpoint)
-                raise Aborted("shutting down")
-            guard.store_checkpoint(checkpoint)
-        return checkpoint
+        storing: deque[tuple[StoreBatch, Future]] = deque()  # oldest first
+        checkpoint = guard.checkpoint
 
-    def _store_batch(self, adapter: ProviderAdapter, connection: dict, batch: StoreBatch, stats: PollStats) -> None:
-        """Store one batch: its invoices, its cancellations (what the provider no longer has), and, when it
-        ends a full listing, the cancellation of what that listing did not list."""
-        stats["pages"] += len(batch.pages)
-        stats["rejected"] += batch.rejected
+        def finish_oldest() -> None:
+            nonlocal checkpoint
+            batch, stored = storing.popleft()
+            done = stored.result()  # a failed store ends the poll
+            stats.update(done)
+            count_outcomes(adapter.key, "poll", done)
+            if not batch.last:  # the last one's rides on the poll's result
+                guard.store_checkpoint(batch.checkpoint)
+            checkpoint = batch.checkpoint
+
+        ahead: Future | None = reader.submit(batches.next)
+        read: StoreBatch | None = None  # read, waiting for its turn to be stored
+        try:
+            while ahead or read or storing:
+                if self.stop.is_set() and (ahead or read):
+                    if ahead:
+                        wait([ahead])  # a heartbeat it sent comes before the checkpoint, the release after
+                    while storing:
+                        finish_oldest()
+                    raise Aborted("shutting down")
+                if storing and storing[0][1].done():
+                    finish_oldest()
+                elif read is None and ahead is not None and ahead.done():
+                    try:
+                        read, ahead = ahead.result(), None
+                    except BaseException:  # what was sent is stored first, and its progress kept
+                        ahead = None
+                        while storing:
+                            finish_oldest()
+                        raise
+                elif read is not None and len(storing) < self.batches_in_flight and read.may_be_stored_beside(
+                        [batch for batch, _ in storing]):
+                    stats["pages"] += len(read.pages)
+                    stats["rejected"] += read.rejected
+                    storing.append((read, storer.submit(self._store_batch, guard, connection, read)))
+                    if not read.last:  # one read ahead of those stored, never more
+                        ahead = reader.submit(batches.next)
+                    read = None
+                else:
+                    wait([*([ahead] if ahead and read is None else []), *([storing[0][1]] if storing else [])],
+                         return_when=FIRST_COMPLETED)
+            return checkpoint
+        finally:
+            wait([stored for _, stored in storing])  # no store outlives its poll
+
+    def _store_batch(self, guard: LeaseGuard, connection: dict, batch: StoreBatch) -> Counter:
+        """Store one batch (on a store thread): its invoices, its cancellations (what the provider no longer
+        has), and, when it ends a full listing, the cancellation of what that listing did not list; what
+        it did, by outcome. A failure stops the reading at once (no further provider call)."""
+        try:
+            return self._store(connection, batch)
+        except BaseException:
+            guard.ended.set()
+            raise
+
+    def _store(self, connection: dict, batch: StoreBatch) -> Counter:
+        done = Counter()
         at = iso_ms(utcnow())
         cancellations = [{"invoice_platform_id": identifier, "at": at} for identifier in batch.gone]
         # A listing's batch is stored even empty: invoices-service learns when the listing began.
         if batch.invoices or cancellations or batch.listing:
             result = self.invoices.store_batch(connection["id"], connection["fence"], batch.invoices, cancellations,
                                                listing=batch.listing, texts=batch.texts)
-            for name in ("created", "updated", "unchanged", "cancelled"):
-                stats[name] += result[name]
-            count_outcomes(adapter.key, "poll", result)
+            done.update({name: result[name] for name in ("created", "updated", "unchanged", "cancelled")})
         if batch.listing_complete:
-            unlisted = self.invoices.complete_listing(connection["id"], connection["fence"], batch.listing)
-            stats["cancelled"] += unlisted
-            count_outcomes(adapter.key, "poll", {"cancelled": unlisted})
+            done["cancelled"] += self.invoices.complete_listing(connection["id"], connection["fence"], batch.listing)
+        return done
 
     def _report_failure(self, connection, context, kind, message, retry_after, stats, checkpoint) -> None:
         try:
