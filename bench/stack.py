@@ -116,10 +116,11 @@ class Stack:
     @contextlib.contextmanager
     def database_on_a_cpu_of_its_own(self):
         """The embedded server on CPU 0, every other process (the components, the bench) on the others,
-        while the block runs: production runs the database on machines of its own, and here a 1-3 s
-        query of the server would otherwise evict the caches of the process it answers (measured: HTTP
-        minus the same find, 20,000 invoices, 8.5 ms unpinned, 6.1 ms pinned). A no-op with one CPU or a
-        database of MONGO_URI."""
+        while the block runs: production runs the database on machines of its own. Here a 1-3 s query
+        of the server would otherwise evict the caches of the process it answers (measured: HTTP minus
+        the same find, 20,000 invoices, 8.5 ms unpinned, 6.1 ms pinned), and during a sync the
+        components' CPU would take the server's, which its baseline (an insert_many from one
+        client) never has to share. A no-op with one CPU or a database of MONGO_URI."""
         cpus = os.sched_getaffinity(0)
         if not self.launcher.embedded_mongo or len(cpus) < 2:
             yield
