@@ -18,10 +18,12 @@ from bobdesk_shared.errors import BadRequest, Conflict, NotFound, Unauthorized
 from bobdesk_shared.schemas import JsonBoolean, StrictSchema
 from bobdesk_shared.timeutil import iso_ms, parse_iso, utcnow
 from bobdesk_shared.web import Blueprint, create_app
-from flask import Response, current_app, g, jsonify, request
+from flask import Response, g, jsonify, request
 from flask.views import MethodView
 
+from .. import admin as admin_routes
 from .. import faults
+from ..admin import account_or_404, current_store
 from . import state, webhooks
 from .demo_data import iso_z
 from .state import ENDPOINTS, Store
@@ -34,17 +36,6 @@ _MALFORMED_LISTS = (b'{"items": [{"id": "YZ-', b"<html><body>Service Unavailable
 _MALFORMED_ONES = (b'{"id": "YZ-', b"<html><body>Oops</body></html>", b"[]")
 
 
-def _store() -> Store:
-    return current_app.config["SIM_STORE"]
-
-
-def _account_or_404(account_id: str) -> state.Account:
-    try:
-        return _store().account(account_id)
-    except state.NotFound:
-        raise NotFound(f"No account {account_id}.") from None
-
-
 # --- the Yooz API ------------------------------------------------------------
 
 def yooz_endpoint(endpoint: str):
@@ -53,7 +44,7 @@ def yooz_endpoint(endpoint: str):
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            store = _store()
+            store = current_store()
             account = store.by_authorization(request.headers.get("Authorization", ""))
             if account is None:
                 raise Unauthorized("Invalid API key.", code="invalid_api_key")
@@ -88,7 +79,7 @@ class Invoices(MethodView):
                 cursor = state.decode_cursor(request.args["cursor"])
             except ValueError:
                 raise BadRequest("The cursor is invalid.", code="invalid_cursor") from None
-        items, next_cursor = _store().list_invoices(g.account, since, cursor, int(raw_limit))
+        items, next_cursor = current_store().list_invoices(g.account, since, cursor, int(raw_limit))
         return Response(json.dumps({"items": items, "next_cursor": next_cursor}), content_type="application/json")
 
 
@@ -96,7 +87,7 @@ class Invoices(MethodView):
 class OneInvoice(MethodView):
     @yooz_endpoint("get")
     def get(self, invoice_id):
-        document = _store().get_invoice(g.account, invoice_id)
+        document = current_store().get_invoice(g.account, invoice_id)
         if document is None:
             raise NotFound(f"No invoice {invoice_id}.")
         return Response(json.dumps(document), content_type="application/json")
@@ -104,16 +95,12 @@ class OneInvoice(MethodView):
 
 # --- admin -----------------------------------------------------------------------
 
-class AccountCreateSchema(StrictSchema):
-    id = ma.fields.String(validate=ma.validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$"))
-    api_key = ma.fields.String(validate=ma.validate.Length(min=8, max=200))
+class AccountCreateSchema(admin_routes.AccountCreateSchema):
     webhook_secret = ma.fields.String(validate=ma.validate.Length(min=8, max=200))
     webhook_url = ma.fields.URL(require_tld=False, allow_none=True)
-    invoices = ma.fields.Integer(load_default=0, validate=ma.validate.Range(min=0, max=100_000))
 
 
-class AccountUpdateSchema(StrictSchema):
-    api_key = ma.fields.String(validate=ma.validate.Length(min=8, max=200))
+class AccountUpdateSchema(admin_routes.AccountUpdateSchema):
     webhook_secrets = ma.fields.List(ma.fields.String(validate=ma.validate.Length(min=8, max=200)),
                                      validate=ma.validate.Length(min=1, max=5))
     webhook_url = ma.fields.URL(require_tld=False, allow_none=True)
@@ -128,10 +115,6 @@ class InvoiceCreateSchema(StrictSchema):
 class InvoiceUpdateSchema(StrictSchema):
     fields = ma.fields.Dict(load_default=dict)
     webhook = JsonBoolean(load_default=True)
-
-
-class GenerateSchema(StrictSchema):
-    count = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=100_000))
 
 
 class WebhookSendSchema(StrictSchema):
@@ -153,101 +136,63 @@ def _notify(account: state.Account, event_type: str, invoice_id: str, wanted: bo
                                list(account.webhook_secrets))
 
 
-@admin.route("/accounts")
-class Accounts(MethodView):
-    def get(self):
-        store = _store()
-        with store.lock:
-            return jsonify(accounts=[a.summary() for a in store.accounts.values()])
-
-    @admin.arguments(AccountCreateSchema)
-    def post(self, body):
-        store = _store()
-        try:
-            account = store.create_account(body.get("id"), body.get("api_key"), body.get("webhook_secret"),
-                                           body.get("webhook_url"))
-        except state.Conflict as exc:
-            raise Conflict(str(exc)) from None
-        if body["invoices"]:
-            store.generate(account.id, body["invoices"])
-        with store.lock:
-            return jsonify({**account.summary(), **_secrets(account)}), 201
+def _create(store: Store, body: dict) -> state.Account:
+    return store.create_account(body.get("id"), body.get("api_key"), body.get("webhook_secret"),
+                                body.get("webhook_url"))
 
 
-@admin.route("/accounts/<account_id>")
-class OneAccount(MethodView):
-    def get(self, account_id):
-        account = _account_or_404(account_id)
-        with _store().lock:
-            return jsonify(account.summary())
-
-    @admin.arguments(AccountUpdateSchema)
-    def patch(self, body, account_id):
-        store = _store()
-        account = _account_or_404(account_id)
-        with store.lock:
-            if "api_key" in body:
-                if any(a.api_key == body["api_key"] for a in store.accounts.values() if a is not account):
-                    raise Conflict("Another account has this API key.")
-                account.api_key = body["api_key"]
-            if "webhook_secrets" in body:
-                account.webhook_secrets = list(body["webhook_secrets"])
-            if "webhook_url" in body:
-                account.webhook_url = body["webhook_url"]
-            return jsonify(account.summary())
+def _update(account: state.Account, body: dict) -> None:
+    if "webhook_secrets" in body:
+        account.webhook_secrets = list(body["webhook_secrets"])
+    if "webhook_url" in body:
+        account.webhook_url = body["webhook_url"]
 
 
-faults.add_admin_routes(admin, ENDPOINTS, _account_or_404, lambda: _store().lock, state.Stats)
+admin_routes.add_account_routes(admin, create_schema=AccountCreateSchema, update_schema=AccountUpdateSchema,
+                                create=_create, update=_update, secrets=_secrets)
+faults.add_admin_routes(admin, ENDPOINTS, account_or_404, lambda: current_store().lock, state.Stats)
 
 
 @admin.route("/accounts/<account_id>/invoices")
 class AccountInvoices(MethodView):
     def get(self, account_id):
-        account = _account_or_404(account_id)
-        with _store().lock:
+        account = account_or_404(account_id)
+        with current_store().lock:
             return jsonify(invoices=[account.invoices[i] for _, i in account.order])
 
     @admin.arguments(InvoiceCreateSchema)
     def post(self, body, account_id):
-        _account_or_404(account_id)
+        account_or_404(account_id)
         try:
-            document = _store().add_invoice(account_id, body["fields"], raw=body.get("raw"))
+            document = current_store().add_invoice(account_id, body["fields"], raw=body.get("raw"))
         except state.Conflict as exc:
             raise Conflict(str(exc)) from None
-        _notify(_store().account(account_id), "invoice.created", document["id"], body["webhook"])
+        _notify(current_store().account(account_id), "invoice.created", document["id"], body["webhook"])
         return jsonify(document), 201
-
-
-@admin.route("/accounts/<account_id>/invoices/generate")
-class GenerateInvoices(MethodView):
-    @admin.arguments(GenerateSchema)
-    def post(self, body, account_id):
-        _account_or_404(account_id)
-        return jsonify(created=_store().generate(account_id, body["count"])), 201
 
 
 @admin.route("/accounts/<account_id>/invoices/<invoice_id>")
 class AccountInvoice(MethodView):
     def get(self, account_id, invoice_id):
-        document = _store().get_invoice(_account_or_404(account_id), invoice_id)
+        document = current_store().get_invoice(account_or_404(account_id), invoice_id)
         if document is None:
             raise NotFound(f"No invoice {invoice_id}.")
         return jsonify(document)
 
     @admin.arguments(InvoiceUpdateSchema)
     def patch(self, body, account_id, invoice_id):
-        account = _account_or_404(account_id)
+        account = account_or_404(account_id)
         try:
-            document = _store().update_invoice(account_id, invoice_id, body["fields"])
+            document = current_store().update_invoice(account_id, invoice_id, body["fields"])
         except state.NotFound:
             raise NotFound(f"No invoice {invoice_id}.") from None
         _notify(account, "invoice.updated", invoice_id, body["webhook"])
         return jsonify(document)
 
     def delete(self, account_id, invoice_id):
-        account = _account_or_404(account_id)
+        account = account_or_404(account_id)
         try:
-            document = _store().delete_invoice(account_id, invoice_id)
+            document = current_store().delete_invoice(account_id, invoice_id)
         except state.NotFound:
             raise NotFound(f"No invoice {invoice_id}.") from None
         _notify(account, "invoice.deleted", invoice_id, request.args.get("webhook", "1") != "0")
@@ -258,7 +203,7 @@ class AccountInvoice(MethodView):
 class SendWebhook(MethodView):
     @admin.arguments(WebhookSendSchema)
     def post(self, body, account_id):
-        account = _account_or_404(account_id)
+        account = account_or_404(account_id)
         url = body.get("url") or account.webhook_url
         if not url:
             raise BadRequest("No url given and the account has no webhook_url.", code="no_webhook_url")
