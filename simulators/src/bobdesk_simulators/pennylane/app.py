@@ -20,10 +20,11 @@ from functools import wraps
 from bobdesk_shared.errors import ApiError, BadRequest, NotFound, Unauthorized
 from bobdesk_shared.timeutil import parse_iso
 from bobdesk_shared.web import Blueprint, create_app
-from flask import Response, after_this_request, current_app, g, request
+from flask import Response, after_this_request, g, request
 from flask.views import MethodView
 
 from .. import faults
+from ..admin import current_store
 from . import state
 from .admin import admin
 from .state import Store
@@ -43,17 +44,13 @@ class Unprocessable(ApiError):
     status, code, message = 422, "unprocessable_entity", "The request cannot be processed."
 
 
-def _store() -> Store:
-    return current_app.config["SIM_STORE"]
-
-
 def pennylane_endpoint(endpoint: str):
     """Authenticate, spend the token's budget, count, then inject this account's faults around the view."""
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            store = _store()
+            store = current_store()
             account = store.by_authorization(request.headers.get("Authorization", ""))
             if account is None:
                 raise Unauthorized("Invalid API token.", code="invalid_token")
@@ -142,7 +139,7 @@ class SupplierInvoices(MethodView):
         _only("cursor", "limit", "filter")
         limit, after = _limit(100), _cursor()
         ids = parse_filter(request.args["filter"]) if "filter" in request.args else None
-        items, next_position = _store().list_invoices(g.account, after, ids, limit)
+        items, next_position = current_store().list_invoices(g.account, after, ids, limit)
         return _page(items, next_position)
 
 
@@ -150,14 +147,14 @@ class SupplierInvoices(MethodView):
 class OneSupplierInvoice(MethodView):
     @pennylane_endpoint("get")
     def get(self, invoice_id):
-        return _one(_store().get_invoice(g.account, invoice_id), "supplier invoice", invoice_id)
+        return _one(current_store().get_invoice(g.account, invoice_id), "supplier invoice", invoice_id)
 
 
 @pennylane.route("/suppliers/<int:supplier_id>")
 class OneSupplier(MethodView):
     @pennylane_endpoint("supplier")
     def get(self, supplier_id):
-        return _one(_store().get_supplier(g.account, supplier_id), "supplier", supplier_id)
+        return _one(current_store().get_supplier(g.account, supplier_id), "supplier", supplier_id)
 
 
 @pennylane.route("/changelogs/supplier_invoices")
@@ -175,7 +172,7 @@ class SupplierInvoiceChanges(MethodView):
             except ValueError:
                 raise BadRequest("start_date must be an RFC 3339 time.", code="invalid_start_date") from None
         try:
-            items, next_position = _store().read_changes(g.account, start, after, limit)
+            items, next_position = current_store().read_changes(g.account, start, after, limit)
         except state.Expired as exc:
             raise Unprocessable(f"{exc}: list the supplier invoices again.", code="changelog_expired") from None
         return _page(items, next_position)
