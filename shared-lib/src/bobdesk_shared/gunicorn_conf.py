@@ -75,6 +75,11 @@ logconfig_dict = {
 class ComponentLogger(Logger):
     """gunicorn's logger, with the master's lines named after the component from its first line on."""
 
+    # The app logs one structured line per request. gunicorn counts its access log as enabled once
+    # `logconfig_dict` is set, and would build every request's atoms (headers, times) only for the
+    # line to be dropped at WARNING: 0.1 ms of a list request.
+    access_log_enabled = False
+
     def setup(self, cfg):
         super().setup(cfg)  # applies logconfig_dict
         # The process name defaults to the app argument, "package.app:create_app()".

@@ -236,3 +236,45 @@ def test_service_token_source_reuses_then_renews(monkeypatch):
     monkeypatch.setattr(time, "monotonic", lambda: 10**9)
     monkeypatch.setattr(time, "time", lambda: 10**9)
     assert source() != first
+
+
+@pytest.fixture
+def verifications(monkeypatch):
+    """The (token, audience) of every full verification, none kept from earlier tests."""
+    seen = []
+    verify = auth._verify
+    monkeypatch.setattr(auth, "_verified", auth.VerifiedTokens())
+    monkeypatch.setattr(auth, "_verify", lambda token, secret, audience: seen.append((token, audience))
+                        or verify(token, secret, audience))
+    return seen
+
+
+def test_a_token_is_verified_once_then_only_its_expiry_is_checked(client, verifications):
+    # Expires within the second: past `exp` and the leeway, the kept token is refused as PyJWT would.
+    exp = int(time.time()) - auth.LEEWAY_SECONDS + 1
+    token = _token(_claims(exp=exp))
+    assert [_get(client, "/user", token).status_code for _ in range(3)] == [200, 200, 200]
+    assert verifications == [(token, "jarvis")]
+    time.sleep(max(0.0, exp + auth.LEEWAY_SECONDS - time.time()) + 0.05)
+    response = _get(client, "/user", token)
+    _assert_error(response, 401)
+    assert response.get_json()["error"]["code"] == "token_expired"
+
+
+def test_a_refused_token_is_never_kept_nor_a_kept_one_valid_for_another_audience(client, verifications):
+    bad = _token(_claims(), secret="another secret of at least thirty-two bytes")
+    for _ in range(2):
+        _assert_error(_get(client, "/user", bad), 401)
+    token = user_token(CLIENT)
+    assert _get(client, "/user", token).status_code == 200
+    _assert_error(_get(client, "/public", token), 401)
+    assert verifications == [(bad, "jarvis"), (bad, "jarvis"), (token, "jarvis"), (token, "public-api")]
+
+
+def test_verified_tokens_are_bounded_the_oldest_dropped_first(monkeypatch):
+    monkeypatch.setattr(auth.VerifiedTokens, "SIZE", 2)
+    tokens = auth.VerifiedTokens()
+    claims = {"exp": time.time() + 60}
+    for token in ("a", "b", "c"):
+        tokens.keep(token, SECRET, "jarvis", claims)
+    assert [tokens.get(token, SECRET, "jarvis") for token in ("a", "b", "c")] == [None, claims, claims]
