@@ -53,9 +53,15 @@ def redact_text(text: str) -> str:
     return _INLINE.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
 
 
+@functools.lru_cache(maxsize=1024)
+def _names_a_secret(key: str) -> bool:
+    # Field names repeat from line to line (every request line has the same six).
+    return _SECRET_KEY.search(key) is not None
+
+
 def redact(value, key: str | None = None):
     """A copy of `value` with secrets masked (dicts and lists walked)."""
-    if key is not None and _SECRET_KEY.search(key) and not isinstance(value, (bool, int, float, type(None))):
+    if key is not None and _names_a_secret(key) and not isinstance(value, (bool, int, float, type(None))):
         return REDACTED
     if isinstance(value, str):
         return redact_text(value)

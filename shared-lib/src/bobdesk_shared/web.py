@@ -80,6 +80,10 @@ class Parser(FlaskParser):
         if repeated:
             raise ValidationFailed("A query parameter is given more than once.",
                                    details={name: ["Given more than once."] for name in repeated})
+        # Each value given once: a plain dict, unless a field takes several (webargs' proxy gathers
+        # them). The proxy's lookup of every field of the schema was half of a list request's parsing.
+        if not any(_takes_many(field) for field in schema.fields.values()):
+            return req.args.to_dict()
         return super().load_querystring(req, schema)
 
 

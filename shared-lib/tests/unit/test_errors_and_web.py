@@ -19,6 +19,10 @@ class ThingQuery(ma.Schema):
     limit = ma.fields.Integer(load_default=5, validate=ma.validate.Range(min=1, max=10))
 
 
+class TaggedQuery(ThingQuery):
+    tag = ma.fields.List(ma.fields.String())
+
+
 @pytest.fixture
 def app_and_state(settings_factory):
     state = {"ready": True}
@@ -39,6 +43,13 @@ def app_and_state(settings_factory):
             if body["name"] == "boom":
                 raise RuntimeError("internal detail: /srv/secret/path")
             return body
+
+    @blp.route("/tagged")
+    class Tagged(MethodView):
+        @blp.arguments(TaggedQuery, location="query")
+        @blp.response(200)
+        def get(self, query):
+            return query
 
     app, _ = create_app(settings_factory(), import_name=__name__, title="Things", blueprints=[blp],
                         ready_checks={"database": lambda: state["ready"]})
@@ -102,6 +113,12 @@ def test_request_get_json_has_the_same_bounds(app_and_state):
 def test_repeated_query_parameters_are_400_whatever_their_order(client):
     for query in ("limit=1&limit=5", "limit=5&limit=1", "limit=3&limit=3"):
         assert "limit" in _error(client.get(f"/things?{query}"), 400, "validation_error")["details"]
+
+
+def test_a_query_field_taking_several_values_gets_them_all(client):
+    assert client.get("/things/tagged?tag=a&limit=2&tag=b").get_json() == {"limit": 2, "tag": ["a", "b"]}
+    assert "limit" in _error(client.get("/things/tagged?limit=1&limit=2"), 400, "validation_error")["details"]
+    assert client.get("/things?limit=2").get_json() == {"limit": 2}
 
 
 def test_query_out_of_range_and_unknown_are_400(client):
