@@ -146,7 +146,7 @@ def test_health_ready_metrics_openapi(app_and_state, client):
     app_and_state[1]["ready"] = False
     error = _error(client.get("/readyz"), 503, "not_ready")
     assert error["details"] == {"database": False}
-    client.get("/things")
+    client.get("/things").close()  # counted once sent: a WSGI server closes every answer it sent
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'http_requests_total{method="GET",route="/things",status="200"}' in metrics
     spec = client.get("/openapi.json").get_json()
@@ -154,6 +154,16 @@ def test_health_ready_metrics_openapi(app_and_state, client):
     responses = spec["paths"]["/things"]["post"]["responses"]
     assert "400" in responses and "422" not in responses
     assert client.get("/docs").status_code == 200
+
+
+def test_a_request_is_counted_and_logged_once_its_answer_is_sent(client, caplog):
+    caplog.set_level("INFO", logger="bobdesk_shared.web")
+    response = client.get("/things?limit=2", headers={"X-Request-Id": "r-1"})
+    assert not [record for record in caplog.records if record.getMessage() == "request"]
+    response.close()
+    line, = [record for record in caplog.records if record.getMessage() == "request"]
+    assert (line.method, line.route, line.status, line.request_id) == ("GET", "/things", 200, "r-1")
+    assert line.duration_ms >= 0
 
 
 def test_request_id_is_echoed_or_made(client):
