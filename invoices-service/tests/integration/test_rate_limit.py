@@ -123,14 +123,29 @@ def test_a_small_budget_is_counted_once_per_request(test_env, authorizer):
 
 
 def test_a_large_budget_is_counted_in_blocks(test_env, authorizer):
-    """With budget to spare, one count reserves up to 16 numbers of the window for the process."""
+    """With budget to spare, one count reserves up to 16 numbers of the window for the process,
+    the window's first count too (nothing is spent yet as far as the process knows)."""
     http = _app(test_env, authorizer, "100000/minute").test_client()
     company = ObjectId()
     before = _counts()
-    answers = [_get(http, company) for _ in range(33)]
-    # A block of one (the first count of the window tells what is left), then two blocks of 16.
-    assert _counts() - before == 3
-    assert [a.headers["RateLimit-Remaining"] for a in answers] == [str(100000 - n) for n in range(1, 34)]
+    answers = [_get(http, company) for _ in range(32)]
+    assert _counts() - before == 2
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == [str(100000 - n) for n in range(1, 33)]
+
+
+def test_a_windows_first_count_reserves_at_most_a_64th_of_the_budget(test_env, authorizer):
+    """The first count of a window knows nothing of what other replicas spent: it reserves 1/64 of
+    the whole budget, so that little is all a process can leave unused near the budget's end."""
+    http = _app(test_env, authorizer, "640/minute").test_client()
+    company = ObjectId()
+    _get(http, company)
+    assert _counter(test_env, company) == 10
+    before = _counts()
+    for _ in range(9):
+        _get(http, company)
+    assert _counts() == before
+    _get(http, company)
+    assert _counts() - before == 1
 
 
 def test_replicas_taking_blocks_never_exceed_the_budget(test_env, authorizer):

@@ -4,7 +4,8 @@ The budget is counted per company (the token's `client`) in fixed windows stored
 INVOICES_DB, one small document per company and window (`limits`' MongoDB storage, a TTL
 index removes old ones), so every replica spends the same budget. A process takes the window's
 numbers in blocks (`CounterStorage`): with budget to spare one round trip serves up to 16
-requests, and near the end of the budget every request is counted alone. Every authenticated
+requests, the window's first among them, and near the end of the budget every request is
+counted alone. Every authenticated
 answer of the public API carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
 (seconds until the window resets); over the budget the answer is 429 `rate_limited` with
 `Retry-After`. A database that cannot be reached fails the request like any route would (503),
@@ -65,10 +66,13 @@ class CounterStorage(MongoDBStorage):
 
     - the window's numbers are taken in blocks: a count of `size` reserves that many numbers of
       the company's window for this process, which gives them to its next requests without a
-      round trip. A block is at most `BLOCK_MAX` and at most 1/`BLOCK_SHARE` of the budget left
-      (the first count of a window is a block of one: it tells what is left), so the budget is
-      never exceeded; a process's unused numbers at the window's end are lost to the company,
-      none once fewer than `BLOCK_SHARE` requests are left (blocks of one there);
+      round trip. A block is at most `BLOCK_MAX` and at most 1/`BLOCK_SHARE` of the budget left,
+      as far as the process knows: its first count of a window knows nothing spent yet, and
+      reserves up to 1/`BLOCK_SHARE` of the whole budget (a client making a few requests a minute
+      pays one round trip a window, not two). The budget is never exceeded; the numbers a process
+      holds unused when the window ends are lost to the company: at most `BLOCK_MAX`, and once
+      fewer than `BLOCK_SHARE` requests are left (counted one at a time) only what a process's
+      first count of the window reserved;
     - our client (bounded timeouts, command metrics), writing with `w: 1`: a counter increment
       lost on failover only makes the budget slightly generous, and `majority` would cost a
       replication round trip per count;
@@ -107,9 +111,8 @@ class CounterStorage(MongoDBStorage):
         return number
 
     def _block_size(self, block: Block | None, now: dt.datetime, amount: int) -> int:
-        if block is None or block.window_end <= now:
-            return amount
-        return max(amount, min(self.BLOCK_MAX, (self.budget - block.last) // self.BLOCK_SHARE))
+        spent = 0 if block is None or block.window_end <= now else block.last
+        return max(amount, min(self.BLOCK_MAX, (self.budget - spent) // self.BLOCK_SHARE))
 
     def _forget_ended_windows(self, now: dt.datetime) -> None:
         if len(self._blocks) > 4096:  # companies seen by this process; a block lives one window
