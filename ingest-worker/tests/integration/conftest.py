@@ -44,6 +44,11 @@ class StubConnection:
     batches_in_flight: int = 0
     batches_received: int = 0
     fail_from_batch: int | None = None  # answer 503 to every batch from this one on (1 = the first)
+    # A slow store and failing stores of the connection's own batches (the stub serves a module's
+    # tests, and another test's connection polled again meanwhile must never take them): how long
+    # its next batches take, in order, and how many of them are answered 503.
+    batch_seconds: list = dataclasses.field(default_factory=list)
+    failing_batches: int = 0
     most_batches_in_flight: int = 0  # at once, over the connection's life
 
 
@@ -59,8 +64,6 @@ class StubServices:
         # (connection id, error code, calls of that connection so far) of every 409 on a lease
         self.refusals: list[tuple[str, str, int]] = []
         self.claim_attempts = 0  # answered 200 or 204
-        self.fail_batches = 0  # answer 503 to this many batches
-        self.batch_seconds: list[float] = []  # how long the next batches take (a slow store), in order
         self.app = self._build()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -230,9 +233,10 @@ class StubServices:
             cid = body["connection"]
             with self.lock:
                 self.calls.append(("batch", cid))
-                seconds = self.batch_seconds.pop(0) if self.batch_seconds else 0
+                seconds = 0
                 connection = self.connections.get(cid)
                 if connection is not None:
+                    seconds = connection.batch_seconds.pop(0) if connection.batch_seconds else 0
                     connection.batches_received += 1
                     failing_from = connection.fail_from_batch
                     if failing_from is not None and connection.batches_received >= failing_from:
@@ -250,12 +254,12 @@ class StubServices:
 
         def store(body, cid):
             with self.lock:
-                if self.fail_batches:
-                    self.fail_batches -= 1
-                    return jsonify(error={"code": "unavailable", "message": "try later"}), 503
                 connection, missing = connection_or_404(cid)
                 if missing:
                     return missing
+                if connection.failing_batches:
+                    connection.failing_batches -= 1
+                    return jsonify(error={"code": "unavailable", "message": "try later"}), 503
                 if body["fence"] is None:
                     if not connection.active:
                         return jsonify(error={"code": "connection_inactive", "message": "inactive"}), 409

@@ -132,7 +132,7 @@ def test_a_poll_ingests_every_page_with_heartbeats_and_checkpoints_in_order(sim,
 def test_one_batch_is_sent_while_another_is_stored_and_one_more_read(sim, stub_services, start_worker):
     account = sim.account(invoices=150)  # six batches of one page
     connection = stub_services.add(account["api_key"])
-    stub_services.batch_seconds = [1.5]  # the first store is slow
+    connection.batch_seconds = [1.5]  # the first store is slow
     start_worker()
     wait_until(polled(stub_services, connection), 20, message="first poll")
     assert len(stub_services.stored(connection)) == 150
@@ -148,7 +148,7 @@ def test_one_batch_is_sent_while_another_is_stored_and_one_more_read(sim, stub_s
 def test_one_batch_in_flight_stores_batches_and_checkpoints_in_turn(sim, stub_services, start_worker):
     account = sim.account(invoices=60)
     connection = stub_services.add(account["api_key"])
-    stub_services.batch_seconds = [0.5]
+    connection.batch_seconds = [0.5]
     start_worker(WORKER_BATCHES_IN_FLIGHT="1")
     wait_until(polled(stub_services, connection), 20, message="first poll")
     assert connection.most_batches_in_flight == 1
@@ -279,7 +279,7 @@ def test_a_lost_lease_stops_the_poll(sim, stub_services, start_worker):
 def test_a_store_slower_than_the_lease_keeps_the_lease(sim, stub_services, start_worker):
     account = sim.account(invoices=30)  # two batches: a page of 25, then 5
     connection = stub_services.add(account["api_key"])
-    stub_services.batch_seconds = [12]  # the first batch outlasts the lease (10 s)
+    connection.batch_seconds = [12]  # the first batch outlasts the lease (10 s)
     start_worker(WORKER_CONCURRENCY="1")
     start_worker(WORKER_CONCURRENCY="1")  # would claim the connection once its lease ended
     wait_until(polled(stub_services, connection), 30, message="the poll")
@@ -317,11 +317,12 @@ def test_high_fault_rates_lose_nothing(sim, stub_services, start_worker):
     account = sim.account(invoices=300)
     sim.faults(account, throttle_rate=0.3, retry_after=0, error_rate=0.3, malformed_rate=0.3)
     connection = stub_services.add(account["api_key"])
-    stub_services.fail_batches = 2
+    connection.failing_batches = 2
     start_worker()
     wait_until(polled(stub_services, connection), 60)
     stored = stub_services.stored(connection)
     assert len(stored) == 300 and all(s["writes"] == 1 for s in stored.values())
+    assert connection.failing_batches == 0  # both of its stores answered 503 were sent again
     stats = sim.stats(account)
     assert stats["throttled"] and stats["errors"] and stats["malformed"]
 
