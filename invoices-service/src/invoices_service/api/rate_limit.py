@@ -4,12 +4,11 @@ The budget is counted per company (the token's `client`) in fixed windows stored
 INVOICES_DB, one small document per company and window (`limits`' MongoDB storage, a TTL
 index removes old ones), so every replica spends the same budget. A process takes the window's
 numbers in blocks (`CounterStorage`): with budget to spare one round trip serves up to 16
-requests, the window's first among them, and near the end of the budget every request is
-counted alone. Every authenticated
-answer of the public API carries `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset`
-(seconds until the window resets); over the budget the answer is 429 `rate_limited` with
-`Retry-After`. A database that cannot be reached fails the request like any route would (503),
-never lets it through uncounted.
+requests, from a window's first request on, and near the end of the budget every request is
+counted alone. Every authenticated answer of the public API carries `RateLimit-Limit`,
+`RateLimit-Remaining` and `RateLimit-Reset` (seconds until the window resets); over the budget
+the answer is 429 `rate_limited` with `Retry-After`. A database that cannot be reached fails the
+request like any route would (503), never lets it through uncounted.
 
 The budget is spent by `limits`' fixed-window strategy, before the blueprint's own hooks.
 Flask-Limiter did the same through its generic per-request machinery (limits resolved per
