@@ -140,7 +140,7 @@ class Stack:
         bench = components
         if bench_apart:
             bench = {min(components)} if len(components) > 1 else {database_cpu}
-            components = components - bench or components
+            components = components - bench  # unchanged with two CPUs: the bench is beside the server
         set_cpus(process_tree(server.pid), {database_cpu})
         set_cpus(others, components)
         set_cpus([os.getpid()], bench)
